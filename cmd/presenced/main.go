@@ -1,0 +1,219 @@
+// Command presenced runs the presence hub: REST and WebSocket on one port,
+// statuses in memory (or PostgreSQL once configured).
+//
+// Every flag has an environment equivalent: -jwt-secret is
+// PRESENCE_JWT_SECRET, -addr is PRESENCE_ADDR, and so on. A flag given on
+// the command line wins over the environment.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/storage/memory"
+	"github.com/presenced/presenced/transport"
+	"github.com/presenced/presenced/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "presenced:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// options is the parsed configuration.
+type options struct {
+	addr            string
+	dev             bool
+	jwtSecret       string
+	jwtSecretPrev   string
+	jwtIssuer       string
+	jwtAudience     string
+	jwtLeeway       time.Duration
+	grace           time.Duration
+	heartbeatTTL    time.Duration
+	pingInterval    time.Duration
+	pongTimeout     time.Duration
+	writeTimeout    time.Duration
+	maxMessageBytes int64
+	maxIDs          int
+	maxSubs         int
+	maxConnsPerUser int
+	maxQueueBytes   int
+	allowedOrigins  string
+	shutdownTimeout time.Duration
+	logLevel        string
+}
+
+// parseFlags reads args, with PRESENCE_* environment variables as defaults.
+func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&o.addr, "addr", ":8080", "address to listen on")
+	fs.BoolVar(&o.dev, "dev", false, "development mode: invent a secret if none is set, enable POST /dev/token, allow any origin")
+	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret of the bearer tokens (required unless -dev)")
+	fs.StringVar(&o.jwtSecretPrev, "jwt-secret-previous", "", "a second HS256 secret still accepted during key rotation")
+	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "when set, tokens must carry this iss")
+	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "when set, tokens must carry this aud")
+	fs.DurationVar(&o.jwtLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed on exp, nbf and iat")
+	fs.DurationVar(&o.grace, "grace", 5*time.Second, "how long a user stays online after their last connection ends")
+	fs.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", 90*time.Second, "how long one REST heartbeat keeps a user online")
+	fs.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "how often the server pings each socket")
+	fs.DurationVar(&o.pongTimeout, "pong-timeout", 10*time.Second, "how long a ping may go unanswered")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "bound on one write to a socket")
+	fs.Int64Var(&o.maxMessageBytes, "max-message-bytes", 16<<10, "largest client frame; larger closes with 1009")
+	fs.IntVar(&o.maxIDs, "max-ids", 100, "most user ids in GET /users/presence or one subscribe message")
+	fs.IntVar(&o.maxSubs, "max-subscriptions", 1000, "most users one connection may watch")
+	fs.IntVar(&o.maxConnsPerUser, "max-connections-per-user", 20, "most live sockets of one user")
+	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 256<<10, "send queue per socket; a client that falls further behind is closed with 4000")
+	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed besides the server's own")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+		f.Usage += " (env " + envName(f.Name) + ")"
+	})
+	if envErr != nil {
+		return o, envErr
+	}
+	return o, fs.Parse(args)
+}
+
+func envName(flagName string) string {
+	return "PRESENCE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// run starts the server and blocks until ctx is done and the server has
+// shut down. When ready is not nil it receives the listening address.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if o.jwtSecret == "" {
+		if !o.dev {
+			return errors.New("no JWT secret: set PRESENCE_JWT_SECRET (or -jwt-secret), or run with -dev")
+		}
+		o.jwtSecret = randomSecret()
+	}
+	secrets := [][]byte{[]byte(o.jwtSecret)}
+	if o.jwtSecretPrev != "" {
+		secrets = append(secrets, []byte(o.jwtSecretPrev))
+	}
+	verifier, err := auth.NewVerifier(auth.Config{Secrets: secrets, Issuer: o.jwtIssuer, Audience: o.jwtAudience, Leeway: o.jwtLeeway})
+	if err != nil {
+		return err
+	}
+
+	h := hub.New(memory.New(), hub.Config{
+		Grace: o.grace, HeartbeatTTL: o.heartbeatTTL, MaxQueueBytes: o.maxQueueBytes,
+		MaxSubscriptions: o.maxSubs, MaxSessionsPerUser: o.maxConnsPerUser,
+		EncodeEvent: transport.EncodeEvent, Logger: log,
+	})
+	tcfg := transport.Config{
+		PingInterval: o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
+		MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs,
+		AllowedOrigins: splitList(o.allowedOrigins), AllowAnyOrigin: o.dev,
+		Static: web.FS(), Logger: log,
+	}
+	if o.dev {
+		tcfg.DevTokens = auth.NewIssuer(secrets[0], 24*time.Hour)
+	}
+	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
+		c, err := verifier.Verify(token)
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err
+	}), tcfg)
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- h.Run(hubCtx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- httpSrv.Serve(ln) }()
+
+	if o.dev {
+		log.Warn("development mode: POST /dev/token is open, any origin may connect; never use -dev in production")
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		return fmt.Errorf("serve: %w", err)
+	case err := <-hubDone:
+		return fmt.Errorf("hub: %w", err)
+	}
+
+	// Stop accepting and finish in-flight requests, then close every socket
+	// with 1001, wait for their goroutines, and let the hub flush.
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	err = httpSrv.Shutdown(shutdownCtx)
+	stopHub()
+	if hubErr := <-hubDone; err == nil {
+		err = hubErr
+	}
+	if waitErr := srv.Wait(shutdownCtx); err == nil {
+		err = waitErr
+	}
+	log.Info("stopped")
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}

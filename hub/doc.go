@@ -1,0 +1,17 @@
+// Package hub owns presence: who is online, who is busy, which sessions
+// watch whom, and the rule that turns connections and heartbeats into an
+// online or offline status.
+//
+// # Concurrency
+//
+// All state lives in one goroutine started by [Hub.Run]. Every exported
+// method of [Hub] sends a request to that goroutine and waits for its
+// answer, so callers never touch the maps and need no locks. The hub never
+// blocks on a client: events go into each [Session]'s bounded queue, and a
+// session whose queue is full is closed with [CloseSlowConsumer] instead of
+// being waited for.
+//
+// The hub knows nothing of HTTP, WebSocket framing or SQL. Transports
+// drive it through [Hub.Connect], [Session] and the request methods;
+// storage implements [Store].
+package hub

@@ -1,0 +1,36 @@
+package transport
+
+// WebSocket close codes sent by presenced. Codes 4000–4099 tell a client
+// to reconnect (with backoff); codes 4400–4499 tell it not to reconnect
+// until something changes (a new token, fewer connections, a fixed
+// client). The standard codes keep their RFC 6455 meanings.
+const (
+	// CloseGoingAway (1001): the server is shutting down; reconnect.
+	CloseGoingAway = 1001
+	// CloseUnsupportedData (1003): a binary frame; only JSON text is read.
+	CloseUnsupportedData = 1003
+	// CloseInvalidPayload (1007): a text frame that is not valid UTF-8.
+	CloseInvalidPayload = 1007
+	// ClosePolicyViolation (1008): refused by policy.
+	ClosePolicyViolation = 1008
+	// CloseMessageTooBig (1009): a frame over the read limit.
+	CloseMessageTooBig = 1009
+
+	// CloseSlowConsumer: the client did not read fast enough and its send
+	// queue overflowed; reconnect and resubscribe.
+	CloseSlowConsumer = 4000
+	// ClosePongTimeout: no pong arrived within the deadline after a ping.
+	ClosePongTimeout = 4001
+	// CloseTokenExpired: the token expired without a refresh; reconnect
+	// with a fresh token.
+	CloseTokenExpired = 4002
+
+	// CloseBadRequest: the client broke the protocol; do not reconnect.
+	CloseBadRequest = 4400
+	// CloseInvalidToken: the token is missing, malformed, expired or
+	// forged; do not reconnect without a new one.
+	CloseInvalidToken = 4401
+	// CloseTooManyConnections: the user already holds the most
+	// connections allowed; do not reconnect.
+	CloseTooManyConnections = 4409
+)

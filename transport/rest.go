@@ -1,0 +1,159 @@
+package transport
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// maxBodyBytes bounds a REST request body.
+const maxBodyBytes = 64 << 10
+
+func (s *Server) getMyStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.hub.Status(r.Context(), identityOf(r).UserID)
+	if err != nil {
+		writeHubError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toStatusJSON(st))
+}
+
+func (s *Server) updateMyStatus(w http.ResponseWriter, r *http.Request) {
+	var f statusFields
+	if !decodeBody(w, r, &f) {
+		return
+	}
+	up, err := f.update()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	id := identityOf(r)
+	// A REST client that says it is online is alive as of this request.
+	st, err := s.hub.SetStatus(r.Context(), id.UserID, id.Username, up, true)
+	if err != nil {
+		writeHubError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toStatusJSON(st))
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	id := identityOf(r)
+	if err := s.hub.Heartbeat(r.Context(), id.UserID, id.Username); err != nil {
+		writeHubError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Heartbeat received"})
+}
+
+func (s *Server) getPresence(w http.ResponseWriter, r *http.Request) {
+	param := chi.URLParam(r, "user_id")
+	var userID int64
+	if param == "me" {
+		userID = identityOf(r).UserID
+	} else {
+		var err error
+		if userID, err = parseUserID(param); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	ps, err := s.hub.Presences(r.Context(), []int64{userID})
+	if err != nil {
+		writeHubError(w, err)
+		return
+	}
+	if len(ps) == 0 {
+		writeError(w, http.StatusNotFound, "User status not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, toPresenceJSON(ps[0]))
+}
+
+func (s *Server) getPresences(w http.ResponseWriter, r *http.Request) {
+	values := r.URL.Query()["user_ids"]
+	if len(values) == 0 {
+		writeError(w, http.StatusBadRequest, "Query parameter user_ids is required, e.g. ?user_ids=1,2,3")
+		return
+	}
+	// ?user_ids=1,2 and ?user_ids=1&user_ids=2 mean the same.
+	ids, err := ParseUserIDList(strings.Join(values, ","), s.cfg.MaxIDsPerRequest)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ps, err := s.hub.Presences(r.Context(), ids)
+	if err != nil {
+		writeHubError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toPresencesJSON(ps))
+}
+
+// devTokenRequest is the body of POST /dev/token.
+type devTokenRequest struct {
+	UserID   json.RawMessage `json:"user_id"`
+	Username string          `json:"username"`
+}
+
+func (s *Server) devToken(w http.ResponseWriter, r *http.Request) {
+	var req devTokenRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.UserID == nil {
+		writeError(w, http.StatusBadRequest, "user_id is required")
+		return
+	}
+	userID, err := parseUserID(string(req.UserID))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(req.Username) > 64 {
+		writeError(w, http.StatusBadRequest, "username must be at most 64 bytes")
+		return
+	}
+	token, err := s.cfg.DevTokens.Issue(userID, req.Username)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "Internal server error")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"access_token": token, "token_type": "bearer"})
+}
+
+// decodeBody reads a JSON object into v. An empty body reads as {}. On
+// failure it answers the request and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body is larger than %d bytes", maxBodyBytes))
+		} else {
+			writeError(w, http.StatusBadRequest, "Request body could not be read")
+		}
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return true
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "" {
+			writeError(w, http.StatusBadRequest, "Request body must be a JSON object")
+		} else if errors.As(err, &typeErr) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must not be %s", typeErr.Field, typeErr.Value))
+		} else {
+			writeError(w, http.StatusBadRequest, "Request body is not valid JSON: "+err.Error())
+		}
+		return false
+	}
+	return true
+}

@@ -1,0 +1,258 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/presenced/presenced/hub"
+)
+
+// Identity is who a verified token says its holder is.
+type Identity struct {
+	UserID    int64
+	Username  string
+	ExpiresAt time.Time
+}
+
+// Verifier checks a bearer token.
+type Verifier interface {
+	Verify(token string) (Identity, error)
+}
+
+// VerifierFunc adapts a function to Verifier.
+type VerifierFunc func(token string) (Identity, error)
+
+// Verify calls f.
+func (f VerifierFunc) Verify(token string) (Identity, error) { return f(token) }
+
+// TokenIssuer signs development tokens for POST /dev/token.
+type TokenIssuer interface {
+	Issue(userID int64, username string) (string, error)
+}
+
+// Config tunes a Server. The zero value of each field means the default
+// given beside it.
+type Config struct {
+	// PingInterval is how often the server pings each socket. Default 25s.
+	PingInterval time.Duration
+	// PongTimeout is how long a ping may go unanswered before the
+	// connection counts as dead. Default 10s.
+	PongTimeout time.Duration
+	// WriteTimeout bounds one write to a socket. Default 10s.
+	WriteTimeout time.Duration
+	// MaxMessageBytes is the largest client frame read; a larger one
+	// closes the socket with 1009. Default 16 KiB.
+	MaxMessageBytes int64
+	// MaxIDsPerRequest caps the ids in GET /users/presence and in one
+	// subscribe message. Default 100.
+	MaxIDsPerRequest int
+	// AllowedOrigins lists the browser origins (scheme://host[:port])
+	// besides the server's own that may open a socket. Requests without
+	// an Origin header (native apps) are always allowed.
+	AllowedOrigins []string
+	// AllowAnyOrigin turns the origin check off (development only).
+	AllowAnyOrigin bool
+	// DevTokens, when set, enables POST /dev/token. Never set it in
+	// production.
+	DevTokens TokenIssuer
+	// Static is served at / (the demo page and client library).
+	Static fs.FS
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.PingInterval == 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 16 << 10
+	}
+	if c.MaxIDsPerRequest == 0 {
+		c.MaxIDsPerRequest = 100
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is the HTTP face of a hub.
+type Server struct {
+	hub      *hub.Hub
+	verifier Verifier
+	cfg      Config
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	router   chi.Router
+
+	conns sync.WaitGroup // reader and writer goroutines of every socket
+}
+
+// New returns a Server for h that authenticates with v.
+func New(h *hub.Hub, v Verifier, cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{hub: h, verifier: v, cfg: cfg, log: cfg.Logger}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		// Idle sockets hold no write buffer: one is taken from the pool
+		// for each frame.
+		WriteBufferPool:  &sync.Pool{},
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      s.checkOrigin,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeError(w, status, reason.Error())
+		},
+	}
+	s.router = s.routes()
+	return s
+}
+
+// ServeHTTP serves every route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Wait blocks until every socket's goroutines have ended or ctx is done.
+// After the hub has stopped, every socket is closing, so Wait is the last
+// step of a graceful shutdown.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "Not Found") })
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+	})
+	r.Get("/ws", s.serveWS)
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireToken)
+		for _, p := range []string{"/both/status/me", "/users/me/status"} {
+			r.Get(p, s.getMyStatus)
+			r.Put(p, s.updateMyStatus)
+			r.Patch(p, s.updateMyStatus)
+		}
+		r.Post("/both/status/heartbeat", s.heartbeat)
+		r.Post("/users/me/heartbeat", s.heartbeat)
+		r.Get("/users/presence", s.getPresences)
+		r.Get("/users/{user_id}/presence", s.getPresence)
+	})
+	if s.cfg.DevTokens != nil {
+		r.Post("/dev/token", s.devToken)
+	}
+	if s.cfg.Static != nil {
+		r.Handle("/*", http.FileServerFS(s.cfg.Static))
+	}
+	return r
+}
+
+type identityKey struct{}
+
+// requireToken lets through requests with a valid bearer token in the
+// Authorization header, and answers the rest with the seed API's 401.
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.verify(bearerToken(r))
+		if err != nil {
+			unauthorized(w)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+	})
+}
+
+func identityOf(r *http.Request) Identity { return r.Context().Value(identityKey{}).(Identity) }
+
+func (s *Server) verify(token string) (Identity, error) {
+	if token == "" {
+		return Identity{}, errors.New("no token")
+	}
+	return s.verifier.Verify(token)
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) > len(prefix) && strings.EqualFold(h[:len(prefix)], prefix) {
+		return strings.TrimSpace(h[len(prefix):])
+	}
+	return ""
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", "Bearer")
+	writeError(w, http.StatusUnauthorized, "Invalid or expired token")
+}
+
+// checkOrigin refuses browser pages of foreign origins, so that a page
+// elsewhere cannot open a socket with a user's credentials.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.cfg.AllowAnyOrigin {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, allowed := range s.cfg.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes the seed API's error body, {"detail": "..."}.
+func writeError(w http.ResponseWriter, status int, detail string) {
+	writeJSON(w, status, map[string]string{"detail": detail})
+}
+
+// writeHubError maps a hub error to a status code.
+func writeHubError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, hub.ErrNotFound):
+		writeError(w, http.StatusNotFound, "User status not found")
+	case errors.Is(err, hub.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "Server is shutting down")
+	case errors.Is(err, hub.ErrLimit):
+		writeError(w, http.StatusTooManyRequests, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "Internal server error")
+	}
+}

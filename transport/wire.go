@@ -1,0 +1,288 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/presenced/presenced/hub"
+)
+
+// MaxWaitTime is the largest wait_time accepted, in minutes (one week).
+const MaxWaitTime = 7 * 24 * 60
+
+// statusJSON is the seed API's UserStatus.
+type statusJSON struct {
+	UserID    int64      `json:"user_id"`
+	IsOnline  bool       `json:"is_online"`
+	IsBusy    bool       `json:"is_busy"`
+	WaitTime  *int       `json:"wait_time"`
+	LastSeen  *time.Time `json:"last_seen"`
+	CreatedAt *time.Time `json:"created_at"`
+	UpdatedAt *time.Time `json:"updated_at"`
+}
+
+// presenceJSON is the seed API's UserPresence.
+type presenceJSON struct {
+	UserID   int64      `json:"user_id"`
+	Username string     `json:"username"`
+	IsOnline bool       `json:"is_online"`
+	IsBusy   bool       `json:"is_busy"`
+	WaitTime *int       `json:"wait_time"`
+	LastSeen *time.Time `json:"last_seen"`
+}
+
+// wireTime gives the seed's time format: RFC 3339 in UTC, whole seconds;
+// nil (JSON null) for a time never set.
+func wireTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC().Truncate(time.Second)
+	return &t
+}
+
+func toStatusJSON(s hub.Status) statusJSON {
+	return statusJSON{
+		UserID: s.UserID, IsOnline: s.Online, IsBusy: s.Busy, WaitTime: s.WaitTime,
+		LastSeen: wireTime(s.LastSeen), CreatedAt: wireTime(s.CreatedAt), UpdatedAt: wireTime(s.UpdatedAt),
+	}
+}
+
+func toPresenceJSON(p hub.Presence) presenceJSON {
+	return presenceJSON{
+		UserID: p.UserID, Username: p.Username, IsOnline: p.Online, IsBusy: p.Busy,
+		WaitTime: p.WaitTime, LastSeen: wireTime(p.LastSeen),
+	}
+}
+
+func toPresencesJSON(ps []hub.Presence) []presenceJSON {
+	out := make([]presenceJSON, len(ps))
+	for i, p := range ps {
+		out[i] = toPresenceJSON(p)
+	}
+	return out
+}
+
+// EncodeEvent encodes a presence event as the WebSocket message
+// {"type":"presence", ...UserPresence}. The hub calls it once per change
+// and shares the bytes among all watchers, so it is written by hand
+// rather than through reflection.
+func EncodeEvent(p hub.Presence) []byte {
+	b := make([]byte, 0, 160+len(p.Username))
+	b = append(b, `{"type":"presence","user_id":`...)
+	b = strconv.AppendInt(b, p.UserID, 10)
+	b = append(b, `,"username":`...)
+	b = appendString(b, p.Username)
+	b = append(b, `,"is_online":`...)
+	b = strconv.AppendBool(b, p.Online)
+	b = append(b, `,"is_busy":`...)
+	b = strconv.AppendBool(b, p.Busy)
+	b = append(b, `,"wait_time":`...)
+	if p.WaitTime == nil {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, int64(*p.WaitTime), 10)
+	}
+	b = append(b, `,"last_seen":`...)
+	if t := wireTime(p.LastSeen); t == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = t.AppendFormat(b, time.RFC3339)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string; names are almost always plain
+// ASCII, which needs no escaping.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// statusFields holds the status fields of a request body, each left raw so
+// that "absent", "null" and "wrong type" can be told apart.
+type statusFields struct {
+	IsOnline json.RawMessage `json:"is_online"`
+	IsBusy   json.RawMessage `json:"is_busy"`
+	WaitTime json.RawMessage `json:"wait_time"`
+}
+
+// errNoFields is the seed API's answer to an update that changes nothing.
+var errNoFields = errors.New("No status fields to update")
+
+// update turns the raw fields into a hub.StatusUpdate, or says what is
+// wrong with them.
+func (f statusFields) update() (hub.StatusUpdate, error) {
+	var up hub.StatusUpdate
+	var err error
+	if up.Online, err = parseBool("is_online", f.IsOnline); err != nil {
+		return up, err
+	}
+	if up.Busy, err = parseBool("is_busy", f.IsBusy); err != nil {
+		return up, err
+	}
+	if f.WaitTime != nil {
+		up.WaitTimeSet = true
+		if up.WaitTime, err = parseWaitTime(f.WaitTime); err != nil {
+			return up, err
+		}
+	}
+	if up.Empty() {
+		return up, errNoFields
+	}
+	return up, nil
+}
+
+func parseBool(name string, raw json.RawMessage) (*bool, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	switch string(raw) {
+	case "true":
+		v := true
+		return &v, nil
+	case "false":
+		v := false
+		return &v, nil
+	}
+	return nil, fmt.Errorf("%s must be true or false, not %s", name, describe(raw))
+}
+
+func parseWaitTime(raw json.RawMessage) (*int, error) {
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	var f float64
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) || json.Unmarshal(raw, &f) != nil {
+		return nil, fmt.Errorf("wait_time must be a whole number of minutes or null, not %s", describe(raw))
+	}
+	switch {
+	case f < 0:
+		return nil, fmt.Errorf("wait_time must not be negative, got %s", raw)
+	case f != math.Trunc(f):
+		return nil, fmt.Errorf("wait_time must be a whole number of minutes, got %s", raw)
+	case f > MaxWaitTime:
+		return nil, fmt.Errorf("wait_time must be at most %d minutes, got %s", MaxWaitTime, raw)
+	}
+	v := int(f)
+	return &v, nil
+}
+
+// describe names the JSON type of raw for error messages.
+func describe(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "the number " + string(raw)
+}
+
+// parseUserID reads one user id: a positive decimal integer.
+func parseUserID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		if len(s) > 32 {
+			s = s[:32] + "…"
+		}
+		if !utf8.ValidString(s) {
+			s = strings.ToValidUTF8(s, "?")
+		}
+		return 0, fmt.Errorf("user id %q is not a positive integer", s)
+	}
+	return id, nil
+}
+
+// ParseUserIDList reads the comma-separated ids of a user_ids query
+// parameter: at most max of them, each a positive integer. Duplicates are
+// dropped and the first order is kept.
+func ParseUserIDList(list string, max int) ([]int64, error) {
+	list = strings.TrimSpace(list)
+	if list == "" {
+		return nil, errors.New("user_ids must list at least one user id")
+	}
+	if strings.Count(list, ",")+1 > max {
+		return nil, errTooManyIDs
+	}
+	parts := strings.Split(list, ",")
+	return dedupe(len(parts), func(i int) (int64, error) {
+		p := strings.TrimSpace(parts[i])
+		if p == "" {
+			return 0, errors.New("user_ids has an empty entry: use a comma-separated list such as 1,2,3")
+		}
+		return parseUserID(p)
+	})
+}
+
+// errTooManyIDs is the seed API's answer to an oversized id list.
+var errTooManyIDs = errors.New("Too many user IDs requested")
+
+// parseIDArray reads a JSON array of positive integer user ids.
+func parseIDArray(raw json.RawMessage, max int) ([]int64, error) {
+	if raw == nil {
+		return nil, errors.New("user_ids is required: a JSON array of user ids")
+	}
+	var nums []json.RawMessage
+	if err := json.Unmarshal(raw, &nums); err != nil {
+		return nil, fmt.Errorf("user_ids must be an array of user ids, not %s", describe(raw))
+	}
+	if len(nums) == 0 {
+		return nil, errors.New("user_ids must list at least one user id")
+	}
+	if len(nums) > max {
+		return nil, fmt.Errorf("user_ids lists %d ids; at most %d are allowed in one message", len(nums), max)
+	}
+	return dedupe(len(nums), func(i int) (int64, error) {
+		n := nums[i]
+		if len(n) == 0 || n[0] < '0' || n[0] > '9' {
+			if len(n) > 0 && n[0] == '-' {
+				return 0, fmt.Errorf("user id %s is not a positive integer", n)
+			}
+			return 0, fmt.Errorf("user ids must be numbers, not %s", describe(n))
+		}
+		return parseUserID(string(n))
+	})
+}
+
+func dedupe(n int, at func(int) (int64, error)) ([]int64, error) {
+	ids := make([]int64, 0, n)
+	seen := make(map[int64]struct{}, n)
+	for i := 0; i < n; i++ {
+		id, err := at(i)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
