@@ -1,0 +1,33 @@
+package hub_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestHubImportsOnlyTheStandardLibrary keeps HTTP, WebSocket, SQL and JWT
+// out of the domain package: transport and storage depend on hub, never
+// the other way round.
+func TestHubImportsOnlyTheStandardLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep != "github.com/presenced/presenced/hub" {
+			t.Errorf("hub depends on %s", dep)
+		}
+	}
+	std, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, banned := range []string{"net/http", "database/sql"} {
+		for _, dep := range strings.Fields(string(std)) {
+			if dep == banned {
+				t.Errorf("hub depends on %s", banned)
+			}
+		}
+	}
+}
