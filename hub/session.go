@@ -109,4 +109,3 @@ func (s *Session) close(r CloseReason) {
 	s.mu.Unlock()
 	close(s.done)
 }
-
