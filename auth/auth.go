@@ -1,15 +1,23 @@
 // Package auth verifies the bearer tokens that an application's own auth
 // service issues, and issues tokens for development.
 //
-// Tokens are JWTs (RFC 7519) checked per RFC 8725: the algorithm is
-// pinned by configuration, never taken from the token; exp is required.
-// A Verifier is safe for concurrent use.
+// Tokens are JWTs (RFC 7519) checked per RFC 8725: every key is pinned to
+// one algorithm (HS256 for secrets; RS256, ES256 or EdDSA for public keys,
+// by key type), so a token cannot choose how it is checked, "none" is
+// never accepted and a public key is never taken for an HMAC secret; exp
+// is required; iss and aud are checked when configured. Public keys come
+// from PEM files or a JWKS URL.
+//
+// A Verifier is safe for concurrent use. It starts no goroutine: a JWKS is
+// fetched, at a bounded rate, by the Verify call that needs it.
 package auth
 
 import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -19,6 +27,11 @@ import (
 // ErrInvalidToken wraps every reason a token is refused.
 var ErrInvalidToken = errors.New("invalid or expired token")
 
+// MaxTokenBytes bounds the length of a token. Real tokens are well under
+// 2 KiB; refusing longer ones before any decoding keeps a hostile client
+// from making the server parse megabytes of base64.
+const MaxTokenBytes = 8 << 10
+
 // Claims is what a verified token says about its holder.
 type Claims struct {
 	UserID    int64
@@ -26,12 +39,32 @@ type Claims struct {
 	ExpiresAt time.Time
 }
 
-// Config says which tokens to accept.
+// Config says which tokens to accept. At least one of Secrets,
+// PublicKeys and JWKSURL is required; each key accepts only its own
+// algorithm, so a public key can never be used as an HMAC secret.
 type Config struct {
 	// Secrets are the HS256 keys. A token signed with any of them is
 	// accepted, so a new key can be rolled out before the old one is
-	// retired; the first one signs development tokens. Required.
+	// retired; the first one signs development tokens.
 	Secrets [][]byte
+	// PublicKeys verify tokens that the application's auth server signs
+	// with RS256, ES256 or EdDSA. A key with an ID is used only for tokens
+	// whose kid header names it; a key without one is tried for every
+	// token of its algorithm.
+	PublicKeys []PublicKey
+	// JWKSURL, when set, is a JSON Web Key Set fetched on first use and
+	// cached. It must be https, except on a loopback host.
+	JWKSURL string
+	// JWKSClient fetches JWKSURL. Default: a client with a 10s timeout.
+	JWKSClient *http.Client
+	// JWKSMaxAge is how long a fetched key set is used before it is
+	// fetched again. Default 1h.
+	JWKSMaxAge time.Duration
+	// JWKSMinRefresh is the least time between two fetches, so that
+	// tokens naming unknown kids cannot make the server hammer the key
+	// server: a token with an unknown kid triggers a fetch only if the
+	// last one is at least this old. Default 1m.
+	JWKSMinRefresh time.Duration
 	// Issuer, when set, must equal the token's iss claim.
 	Issuer string
 	// Audience, when set, must be one of the token's aud values.
@@ -42,22 +75,48 @@ type Config struct {
 
 // Verifier checks tokens.
 type Verifier struct {
-	cfg    Config
-	parser *jwt.Parser
+	secrets []jwt.VerificationKey
+	keys    []PublicKey
+	jwks    *jwks // nil without a JWKS URL
+	parser  *jwt.Parser
 }
 
 // NewVerifier returns a Verifier for cfg.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("auth: no secret configured")
+	if len(cfg.Secrets) == 0 && len(cfg.PublicKeys) == 0 && cfg.JWKSURL == "" {
+		return nil, errors.New("auth: no secret, public key or JWKS URL configured")
 	}
+	v := &Verifier{keys: cfg.PublicKeys}
+	methods := map[string]bool{}
 	for i, s := range cfg.Secrets {
 		if len(s) == 0 {
 			return nil, fmt.Errorf("auth: secret %d is empty", i)
 		}
+		v.secrets = append(v.secrets, s)
+		methods[jwt.SigningMethodHS256.Alg()] = true
+	}
+	for i, k := range cfg.PublicKeys {
+		alg, err := algFor(k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("auth: public key %d: %w", i, err)
+		}
+		if k.Alg != alg {
+			return nil, fmt.Errorf("auth: public key %d is pinned to %q but is a %s key", i, k.Alg, alg)
+		}
+		methods[alg] = true
+	}
+	if cfg.JWKSURL != "" {
+		j, err := newJWKS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		v.jwks = j
+		for _, alg := range asymmetricAlgs {
+			methods[alg] = true
+		}
 	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithValidMethods(sortedKeys(methods)),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(cfg.Leeway),
 	}
@@ -67,7 +126,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...)}, nil
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
 }
 
 // tokenClaims adds the fields presenced reads to the registered ones.
@@ -80,20 +140,50 @@ type tokenClaims struct {
 // Verify checks token and returns its claims. Every failure wraps
 // ErrInvalidToken.
 func (v *Verifier) Verify(token string) (Claims, error) {
-	var lastErr error
-	for _, secret := range v.cfg.Secrets {
-		var tc tokenClaims
-		_, err := v.parser.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return secret, nil })
-		if err == nil {
-			return claimsOf(&tc)
-		}
-		lastErr = err
-		// Only a bad signature is worth trying the next key for.
-		if !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
-			break
-		}
+	if len(token) > MaxTokenBytes {
+		return Claims{}, fmt.Errorf("%w: token is longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
-	return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, lastErr)
+	var tc tokenClaims
+	if _, err := v.parser.ParseWithClaims(token, &tc, v.keyFor); err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	return claimsOf(&tc)
+}
+
+// keyFor picks the keys that may have signed t: only keys pinned to the
+// token's algorithm, and among those only the one its kid names, if any.
+// The parser has already refused algorithms that no key is pinned to,
+// "none" among them.
+func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if alg == jwt.SigningMethodHS256.Alg() {
+		return jwt.VerificationKeySet{Keys: v.secrets}, nil
+	}
+	kid, _ := t.Header["kid"].(string)
+	set := matching(v.keys, alg, kid, jwt.VerificationKeySet{})
+	if v.jwks != nil {
+		set = v.jwks.matching(alg, kid, set)
+	}
+	if len(set.Keys) == 0 {
+		return nil, fmt.Errorf("no %s key with kid %q", alg, truncate(kid, 64))
+	}
+	return set, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func claimsOf(tc *tokenClaims) (Claims, error) {

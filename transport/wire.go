@@ -124,6 +124,8 @@ type statusFields struct {
 }
 
 // errNoFields is the seed API's answer to an update that changes nothing.
+//
+//lint:ignore ST1005 the seed API's exact text, which clients match
 var errNoFields = errors.New("No status fields to update")
 
 // update turns the raw fields into a hub.StatusUpdate, or says what is
@@ -242,6 +244,8 @@ func ParseUserIDList(list string, max int) ([]int64, error) {
 }
 
 // errTooManyIDs is the seed API's answer to an oversized id list.
+//
+//lint:ignore ST1005 the seed API's exact text, which clients match
 var errTooManyIDs = errors.New("Too many user IDs requested")
 
 // parseIDArray reads a JSON array of positive integer user ids.

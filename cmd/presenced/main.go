@@ -50,6 +50,10 @@ type options struct {
 	jwtIssuer       string
 	jwtAudience     string
 	jwtLeeway       time.Duration
+	jwtPublicKeys   string
+	jwksURL         string
+	jwksMaxAge      time.Duration
+	jwksMinRefresh  time.Duration
 	grace           time.Duration
 	heartbeatTTL    time.Duration
 	pingInterval    time.Duration
@@ -77,6 +81,10 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "when set, tokens must carry this iss")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "when set, tokens must carry this aud")
 	fs.DurationVar(&o.jwtLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed on exp, nbf and iat")
+	fs.StringVar(&o.jwtPublicKeys, "jwt-public-key-file", "", "comma-separated PEM files of RS256, ES256 or EdDSA public keys that verify tokens")
+	fs.StringVar(&o.jwksURL, "jwt-jwks-url", "", "https URL of a JSON Web Key Set that verifies tokens (RS256, ES256, EdDSA)")
+	fs.DurationVar(&o.jwksMaxAge, "jwt-jwks-max-age", time.Hour, "how long a fetched key set is used before it is fetched again")
+	fs.DurationVar(&o.jwksMinRefresh, "jwt-jwks-min-refresh", time.Minute, "least time between two key set fetches, also for tokens naming an unknown kid")
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "how long a user stays online after their last connection ends")
 	fs.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", 90*time.Second, "how long one REST heartbeat keeps a user online")
 	fs.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "how often the server pings each socket")
@@ -122,17 +130,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	if o.jwtSecret == "" {
-		if !o.dev {
-			return errors.New("no JWT secret: set PRESENCE_JWT_SECRET (or -jwt-secret), or run with -dev")
-		}
-		o.jwtSecret = randomSecret()
+	acfg, err := authConfig(&o)
+	if err != nil {
+		return err
 	}
-	secrets := [][]byte{[]byte(o.jwtSecret)}
-	if o.jwtSecretPrev != "" {
-		secrets = append(secrets, []byte(o.jwtSecretPrev))
-	}
-	verifier, err := auth.NewVerifier(auth.Config{Secrets: secrets, Issuer: o.jwtIssuer, Audience: o.jwtAudience, Leeway: o.jwtLeeway})
+	verifier, err := auth.NewVerifier(acfg)
 	if err != nil {
 		return err
 	}
@@ -149,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Static: web.FS(), Logger: log,
 	}
 	if o.dev {
-		tcfg.DevTokens = auth.NewIssuer(secrets[0], 24*time.Hour)
+		tcfg.DevTokens = auth.NewIssuer(acfg.Secrets[0], 24*time.Hour)
 	}
 	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := verifier.Verify(token)
@@ -200,6 +202,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("stopped")
 	return err
+}
+
+// authConfig gathers the keys that verify tokens. In development mode
+// without a secret it invents one, so that POST /dev/token can sign.
+func authConfig(o *options) (auth.Config, error) {
+	cfg := auth.Config{
+		JWKSURL: o.jwksURL, JWKSMaxAge: o.jwksMaxAge, JWKSMinRefresh: o.jwksMinRefresh,
+		Issuer: o.jwtIssuer, Audience: o.jwtAudience, Leeway: o.jwtLeeway,
+	}
+	for _, path := range splitList(o.jwtPublicKeys) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("-jwt-public-key-file: %w", err)
+		}
+		keys, err := auth.ParsePublicKeysPEM(data)
+		if err != nil {
+			return cfg, fmt.Errorf("-jwt-public-key-file %s: %w", path, err)
+		}
+		cfg.PublicKeys = append(cfg.PublicKeys, keys...)
+	}
+	if o.jwtSecret == "" && o.dev {
+		o.jwtSecret = randomSecret()
+	}
+	if o.jwtSecret == "" && len(cfg.PublicKeys) == 0 && cfg.JWKSURL == "" {
+		return cfg, errors.New("no way to verify tokens: set PRESENCE_JWT_SECRET (or -jwt-secret), -jwt-public-key-file or -jwt-jwks-url, or run with -dev")
+	}
+	for _, s := range []string{o.jwtSecret, o.jwtSecretPrev} {
+		if s != "" {
+			cfg.Secrets = append(cfg.Secrets, []byte(s))
+		}
+	}
+	return cfg, nil
 }
 
 func splitList(s string) []string {
