@@ -1,5 +1,7 @@
 // Package transport serves the hub over HTTP: the REST API of the seed
-// (both path families), the WebSocket endpoint /ws and the static demo.
+// (both path families), the WebSocket endpoint /ws, the static demo, and
+// the operator's endpoints: /healthz, /readyz and an access log line per
+// request with its X-Request-ID.
 //
 // # Concurrency
 //

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -70,6 +71,9 @@ type Config struct {
 	Static fs.FS
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// ReadinessChecks are asked by /readyz besides the hub itself: the
+	// database, the cluster's listener. None means the hub alone decides.
+	ReadinessChecks []ReadinessCheck
 }
 
 func (c *Config) setDefaults() {
@@ -102,7 +106,8 @@ type Server struct {
 	upgrader websocket.Upgrader
 	router   chi.Router
 
-	conns sync.WaitGroup // reader and writer goroutines of every socket
+	conns    sync.WaitGroup // reader and writer goroutines of every socket
+	draining atomic.Bool    // set by Drain: /readyz answers 503
 }
 
 // New returns a Server for h that authenticates with v.
@@ -144,11 +149,14 @@ func (s *Server) Wait(ctx context.Context) error {
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
+	r.Use(s.accessLog)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "Not Found") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
 	})
 	r.Get("/ws", s.serveWS)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireToken)
 		for _, p := range []string{"/both/status/me", "/users/me/status"} {
@@ -181,6 +189,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			unauthorized(w)
 			return
 		}
+		infoOf(r.Context()).userID = id.UserID
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
 }

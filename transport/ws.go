@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -89,6 +90,7 @@ type conn struct {
 	ws   *websocket.Conn
 	sess *hub.Session
 	id   Identity
+	log  *slog.Logger // carries conn_id, request_id and user_id
 
 	readerDone chan struct{} // closed by the reader when it ends
 	// closeCode and closeText are set by the reader before readerDone is
@@ -129,8 +131,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.closeNow(ws, CloseGoingAway, "server is shutting down")
 		return
 	}
-	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{})}
-	s.log.Debug("socket open", "conn_id", sess.ID, "user_id", id.UserID)
+	ri := infoOf(r.Context())
+	ri.userID, ri.connID = id.UserID, sess.ID
+	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{}),
+		log: s.log.With("conn_id", sess.ID, "request_id", ri.id, "user_id", id.UserID)}
+	c.log.Debug("socket open")
 	s.conns.Go(c.writeLoop)
 	c.readLoop()
 }
@@ -143,7 +148,9 @@ func (s *Server) closeNow(ws *websocket.Conn, code int, text string) {
 // readLoop reads client messages until the socket fails or the writer
 // closes it, then tells the hub and the writer.
 func (c *conn) readLoop() {
+	var readErr error
 	defer func() {
+		c.logClosed(readErr)
 		close(c.readerDone)
 		c.s.hub.Disconnect(c.sess)
 	}()
@@ -161,6 +168,7 @@ func (c *conn) readLoop() {
 	for {
 		kind, data, err := c.ws.ReadMessage()
 		if err != nil {
+			readErr = err
 			var netErr net.Error
 			if errors.As(err, &netErr) && netErr.Timeout() {
 				c.closeCode, c.closeText = ClosePongTimeout, "no pong within the deadline"
@@ -181,6 +189,28 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// logClosed writes the socket's last line: who ended it and with which
+// close code. readErr is the reader's last error; a client's own close
+// frame shows there with its code.
+func (c *conn) logClosed(readErr error) {
+	code, by := c.closeCode, "server"
+	if code == 0 {
+		switch c.sess.Reason() {
+		case hub.CloseSlowConsumer:
+			code = CloseSlowConsumer
+		case hub.CloseShutdown:
+			code = CloseGoingAway
+		default:
+			by = "client"
+			var ce *websocket.CloseError
+			if errors.As(readErr, &ce) {
+				code = ce.Code
+			}
+		}
+	}
+	c.log.Debug("socket closed", "by", by, "code", code, "err", readErr)
 }
 
 // handle answers one message; false ends the connection.

@@ -66,7 +66,9 @@ type options struct {
 	maxQueueBytes   int
 	allowedOrigins  string
 	shutdownTimeout time.Duration
+	shutdownDelay   time.Duration
 	logLevel        string
+	logFormat       string
 }
 
 // parseFlags reads args, with PRESENCE_* environment variables as defaults.
@@ -97,7 +99,9 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 256<<10, "send queue per socket; a client that falls further behind is closed with 4000")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed besides the server's own")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "at shutdown, how long /readyz answers 503 before the listener closes, so load balancers stop routing here first")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" {
@@ -128,7 +132,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(stderr, o.logFormat, level)
+	if err != nil {
+		return err
+	}
 
 	acfg, err := authConfig(&o)
 	if err != nil {
@@ -187,9 +194,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("hub: %w", err)
 	}
 
-	// Stop accepting and finish in-flight requests, then close every socket
-	// with 1001, wait for their goroutines, and let the hub flush.
-	log.Info("shutting down")
+	// Say not ready and give load balancers the delay to notice. Then stop
+	// accepting and finish in-flight requests, close every socket with
+	// 1001, wait for their goroutines, and let the hub flush.
+	log.Info("shutting down", "delay", o.shutdownDelay)
+	srv.Drain()
+	if o.shutdownDelay > 0 {
+		delay := time.NewTimer(o.shutdownDelay)
+		select {
+		case <-delay.C:
+		case err := <-serveDone:
+			delay.Stop()
+			log.Error("serve", "err", err)
+		}
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	err = httpSrv.Shutdown(shutdownCtx)
@@ -234,6 +252,19 @@ func authConfig(o *options) (auth.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// newLogger returns the process's logger: JSON lines for log collectors by
+// default, or slog's key=value text for a person at a terminal.
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format: %q is neither json nor text", format)
 }
 
 func splitList(s string) []string {

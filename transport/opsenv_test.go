@@ -1,0 +1,183 @@
+package transport_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/storage/memory"
+	"github.com/presenced/presenced/transport"
+)
+
+// opsEnv is a real server on a loopback port: a running hub with the
+// memory store, the real JWT verifier, and a logger the test can read.
+type opsEnv struct {
+	t       *testing.T
+	URL     string
+	Hub     *hub.Hub
+	Server  *transport.Server
+	logs    *syncBuffer
+	issuer  *auth.Issuer
+	stopHub func()
+}
+
+// startOps starts a server with cfg; the test's cleanup stops it and
+// waits for every goroutine. Logs are JSON at debug level unless cfg
+// brings its own logger.
+func startOps(t *testing.T, cfg transport.Config) *opsEnv {
+	t.Helper()
+	secret := []byte("ops-test-secret-0123456789abcdef")
+	verifier, err := auth.NewVerifier(auth.Config{Secrets: [][]byte{secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	h := hub.New(memory.New(), hub.Config{EncodeEvent: transport.EncodeEvent, Logger: cfg.Logger})
+	ctx, cancel := context.WithCancel(context.Background())
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- h.Run(ctx) }()
+	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
+		c, err := verifier.Verify(token)
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err
+	}), cfg)
+	ts := httptest.NewServer(srv)
+	var once sync.Once
+	stopHub := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-hubDone; err != nil {
+				t.Errorf("hub: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		stopHub()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Wait(ctx); err != nil {
+			t.Errorf("sockets still open after the hub stopped: %v", err)
+		}
+		ts.Close()
+	})
+	return &opsEnv{t: t, URL: ts.URL, Hub: h, Server: srv, logs: logs,
+		issuer: auth.NewIssuer(secret, time.Hour), stopHub: stopHub}
+}
+
+// token signs a valid token for user id.
+func (e *opsEnv) token(id int64) string {
+	e.t.Helper()
+	tok, err := e.issuer.Issue(id, "user")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// do sends a request and returns the answer with its body read.
+func (e *opsEnv) do(method, path, token string, body io.Reader, header ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.URL+path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp, b
+}
+
+// logLines returns every log line written so far, each decoded.
+func (e *opsEnv) logLines() []map[string]any {
+	e.t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(e.logs.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			e.t.Fatalf("log line is not JSON: %v: %s", err, sc.Text())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// waitLog waits until a log line satisfies match and returns it.
+func (e *opsEnv) waitLog(what string, match func(map[string]any) bool) map[string]any {
+	e.t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		written := e.logs.nextWrite() // before reading, so no write is missed
+		for _, l := range e.logLines() {
+			if match(l) {
+				return l
+			}
+		}
+		select {
+		case <-written:
+		case <-deadline.C:
+			e.t.Fatalf("no log line %s within 10s; logs:\n%s", what, e.logs.String())
+		}
+	}
+}
+
+// syncBuffer is a log destination that the test reads while the server
+// writes, and that tells waiters about each write.
+type syncBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{}
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.written != nil {
+		close(b.written)
+		b.written = nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// nextWrite returns a channel closed by the next write.
+func (b *syncBuffer) nextWrite() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.written == nil {
+		b.written = make(chan struct{})
+	}
+	return b.written
+}
