@@ -123,10 +123,14 @@ type statusFields struct {
 	WaitTime json.RawMessage `json:"wait_time"`
 }
 
+// seedError is an error whose text the seed API fixes, capital letter
+// and all; apps in the field compare it.
+type seedError string
+
+func (e seedError) Error() string { return string(e) }
+
 // errNoFields is the seed API's answer to an update that changes nothing.
-//
-//lint:ignore ST1005 the seed API's exact text, which clients match
-var errNoFields = errors.New("No status fields to update")
+const errNoFields = seedError("No status fields to update")
 
 // update turns the raw fields into a hub.StatusUpdate, or says what is
 // wrong with them.
@@ -244,9 +248,7 @@ func ParseUserIDList(list string, max int) ([]int64, error) {
 }
 
 // errTooManyIDs is the seed API's answer to an oversized id list.
-//
-//lint:ignore ST1005 the seed API's exact text, which clients match
-var errTooManyIDs = errors.New("Too many user IDs requested")
+const errTooManyIDs = seedError("Too many user IDs requested")
 
 // parseIDArray reads a JSON array of positive integer user ids.
 func parseIDArray(raw json.RawMessage, max int) ([]int64, error) {

@@ -307,18 +307,28 @@ func (c *conn) writeLoop() {
 				return
 			}
 		case <-c.sess.Done():
-			code, text := CloseGoingAway, "server is shutting down"
-			if c.sess.Reason() == hub.CloseSlowConsumer {
-				code, text = CloseSlowConsumer, "send queue overflowed: the client reads too slowly"
+			switch c.sess.Reason() {
+			case hub.CloseSlowConsumer:
+				c.closeGracefully(CloseSlowConsumer, "send queue overflowed: the client reads too slowly")
+			case hub.CloseShutdown:
+				c.closeGracefully(CloseGoingAway, "server is shutting down")
+			default:
+				// The reader ended the session; it says how to close.
+				<-c.readerDone
+				c.closeAfterReader()
 			}
-			c.closeGracefully(code, text)
 			return
 		case <-c.readerDone:
-			if c.closeCode != 0 {
-				c.s.closeNow(c.ws, c.closeCode, c.closeText)
-			}
+			c.closeAfterReader()
 			return
 		}
+	}
+}
+
+// closeAfterReader sends the close code the reader chose, if any.
+func (c *conn) closeAfterReader() {
+	if c.closeCode != 0 {
+		c.s.closeNow(c.ws, c.closeCode, c.closeText)
 	}
 }
 

@@ -1,10 +1,176 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package's tests if any goroutine outlives them.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer collects the server's log lines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// startServer runs the whole server on a loopback port until the test
+// cancels it; stop returns run's error.
+func startServer(t *testing.T, args []string, vars map[string]string) (addr string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &syncBuffer{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), env(vars), logs, ready) }()
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v\n%s", err, logs)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatalf("server did not start\n%s", logs)
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return addr, logs, stop
+}
+
+func devToken(t *testing.T, addr string, body string) string {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/dev/token", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || out.TokenType != "bearer" {
+		t.Fatalf("POST /dev/token: %d %+v %v", resp.StatusCode, out, err)
+	}
+	return out.AccessToken
+}
+
+func TestDevModeWorksAndShutsDownWithGoingAway(t *testing.T) {
+	addr, logs, stop := startServer(t, []string{"-dev"}, nil)
+	if !strings.Contains(logs.String(), "development mode") {
+		t.Fatalf("dev mode not announced in the log:\n%s", logs)
+	}
+	tok := devToken(t, addr, `{"user_id":1,"username":"alice"}`)
+	if strings.Contains(logs.String(), tok) {
+		t.Fatal("a token appears in the log")
+	}
+
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?access_token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != `{"type":"pong"}` {
+		t.Fatalf("pong: %s %v", msg, err)
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("on shutdown the socket got %v, want close 1001", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if strings.Contains(logs.String(), tok) {
+		t.Fatal("a token appears in the log")
+	}
+}
+
+func TestWithoutDevModeSecretIsRequiredAndDevTokenIsAbsent(t *testing.T) {
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, env(nil), &syncBuffer{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "PRESENCE_JWT_SECRET") {
+		t.Fatalf("start without a secret: %v, want an error naming PRESENCE_JWT_SECRET", err)
+	}
+
+	addr, logs, _ := startServer(t, nil, map[string]string{"PRESENCE_JWT_SECRET": "s3cret"})
+	if strings.Contains(logs.String(), "development mode") {
+		t.Fatal("dev mode announced without -dev")
+	}
+	resp, err := http.Post("http://"+addr+"/dev/token", "application/json", strings.NewReader(`{"user_id":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("POST /dev/token without -dev: %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestEnvironmentAndFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-grace", "2s"}, env(map[string]string{
+		"PRESENCE_ADDR": ":9999", "PRESENCE_GRACE": "7s", "PRESENCE_MAX_IDS": "50",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.addr != ":9999" || o.grace != 2*time.Second || o.maxIDs != 50 {
+		t.Fatalf("parsed %+v: want addr from the environment, grace from the flag, max-ids 50", o)
+	}
+	if _, err := parseFlags(nil, env(map[string]string{"PRESENCE_GRACE": "soon"}), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "PRESENCE_GRACE") {
+		t.Fatalf("bad environment value: %v", err)
+	}
+	var help bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, env(nil), &help); err == nil {
+		t.Fatal("-h did not stop")
+	}
+	for _, want := range []string{"-addr", "-jwt-secret", "PRESENCE_JWT_SECRET", "-dev", "-grace"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("-h does not list %s", want)
+		}
+	}
+}
