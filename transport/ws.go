@@ -119,6 +119,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// A browser cannot read the status of a failed handshake, so a refusal
 	// is sent as a close code that says whether to try again.
 	if authErr != nil {
+		s.obs.TokenRejected("ws")
 		s.closeNow(ws, CloseInvalidToken, "invalid or expired token")
 		return
 	}
@@ -141,6 +142,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) closeNow(ws *websocket.Conn, code int, text string) {
+	s.obs.SocketClosed(code)
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.cfg.WriteTimeout))
 	_ = ws.Close()
 }
@@ -216,6 +218,7 @@ func (c *conn) logClosed(readErr error) {
 // handle answers one message; false ends the connection.
 func (c *conn) handle(data []byte) bool {
 	msg, typ, err := DecodeClientMessage(data)
+	c.s.obs.MessageReceived(typ)
 	if err != nil {
 		return c.replyError(msg.ID, err)
 	}
@@ -335,6 +338,7 @@ func (c *conn) closeAfterReader() {
 // closeGracefully sends a close frame and gives the client a moment to
 // answer it, so that the frame is not lost to a reset.
 func (c *conn) closeGracefully(code int, text string) {
+	c.s.obs.SocketClosed(code)
 	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
 	if c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline) != nil {
 		return
@@ -357,6 +361,12 @@ func (c *conn) write(batch []hub.Message) error {
 			return err
 		}
 		i = j
+	}
+	now := time.Now()
+	for i := range batch {
+		if batch[i].Event {
+			c.s.obs.EventSent(now.Sub(batch[i].At))
+		}
 	}
 	return nil
 }
