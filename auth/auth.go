@@ -34,9 +34,13 @@ const MaxTokenBytes = 8 << 10
 
 // Claims is what a verified token says about its holder.
 type Claims struct {
-	UserID    int64
-	Username  string
+	UserID   int64
+	Username string
+	// ExpiresAt is the token's exp.
 	ExpiresAt time.Time
+	// ValidUntil is exp plus the leeway: the last instant the token is
+	// accepted, and so when a socket opened with it must close.
+	ValidUntil time.Time
 }
 
 // Config says which tokens to accept. At least one of Secrets,
@@ -78,6 +82,7 @@ type Verifier struct {
 	secrets []jwt.VerificationKey
 	keys    []PublicKey
 	jwks    *jwks // nil without a JWKS URL
+	leeway  time.Duration
 	parser  *jwt.Parser
 }
 
@@ -86,7 +91,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if len(cfg.Secrets) == 0 && len(cfg.PublicKeys) == 0 && cfg.JWKSURL == "" {
 		return nil, errors.New("auth: no secret, public key or JWKS URL configured")
 	}
-	v := &Verifier{keys: cfg.PublicKeys}
+	v := &Verifier{keys: cfg.PublicKeys, leeway: cfg.Leeway}
 	methods := map[string]bool{}
 	for i, s := range cfg.Secrets {
 		if len(s) == 0 {
@@ -147,7 +152,9 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if _, err := v.parser.ParseWithClaims(token, &tc, v.keyFor); err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	return claimsOf(&tc)
+	c, err := claimsOf(&tc)
+	c.ValidUntil = c.ExpiresAt.Add(v.leeway)
+	return c, err
 }
 
 // keyFor picks the keys that may have signed t: only keys pinned to the

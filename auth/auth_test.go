@@ -92,7 +92,7 @@ func TestHS256ClaimsAreRead(t *testing.T) {
 	v := newVerifier(t, Config{Secrets: [][]byte{secret}})
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
 	c := mustAccept(t, v, sign(t, jwt.SigningMethodHS256, secret, "", with(valid(), "exp", exp.Unix())))
-	if c.UserID != 42 || c.Username != "alice" || !c.ExpiresAt.Equal(exp) {
+	if c.UserID != 42 || c.Username != "alice" || !c.ExpiresAt.Equal(exp) || !c.ValidUntil.Equal(exp) {
 		t.Fatalf("claims = %+v, want user 42 alice expiring %v", c, exp)
 	}
 	c = mustAccept(t, v, sign(t, jwt.SigningMethodHS256, secret, "", with(valid(), "sub", nil, "user_id", 7)))
@@ -138,7 +138,10 @@ func TestExpiryAndLeeway(t *testing.T) {
 
 	justExpired := sign(t, jwt.SigningMethodHS256, secret, "", with(valid(), "exp", now.Add(-10*time.Second).Unix()))
 	mustRefuse(t, strict, justExpired, "expired 10s ago with no leeway")
-	mustAccept(t, lenient, justExpired)
+	c := mustAccept(t, lenient, justExpired)
+	if want := c.ExpiresAt.Add(30 * time.Second); !c.ValidUntil.Equal(want) {
+		t.Fatalf("ValidUntil = %v, want exp plus the leeway, %v", c.ValidUntil, want)
+	}
 
 	longExpired := sign(t, jwt.SigningMethodHS256, secret, "", with(valid(), "exp", now.Add(-time.Minute).Unix()))
 	mustRefuse(t, lenient, longExpired, "expired beyond the leeway")

@@ -30,7 +30,13 @@ const (
 	// CloseInvalidToken: the token is missing, malformed, expired or
 	// forged; do not reconnect without a new one.
 	CloseInvalidToken = 4401
+	// CloseUserMismatch: a refresh carried a token of another user; do
+	// not reconnect without a token of the right user.
+	CloseUserMismatch = 4403
 	// CloseTooManyConnections: the user already holds the most
 	// connections allowed; do not reconnect.
 	CloseTooManyConnections = 4409
+	// CloseRateLimited: the client went on sending over the message rate
+	// limit after it was told; do not reconnect until the client is fixed.
+	CloseRateLimited = 4429
 )

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -15,14 +18,18 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/presenced/presenced/hub"
 )
 
 // Identity is who a verified token says its holder is.
 type Identity struct {
-	UserID    int64
-	Username  string
+	UserID   int64
+	Username string
+	// ExpiresAt is the last instant the token is accepted (its exp plus
+	// any leeway). A socket opened with it is closed with 4002 then,
+	// unless the client sends a fresher token first.
 	ExpiresAt time.Time
 }
 
@@ -67,6 +74,42 @@ type Config struct {
 	// DevTokens, when set, enables POST /dev/token. Never set it in
 	// production.
 	DevTokens TokenIssuer
+	// MessagesPerSecond is the steady rate of client messages one socket
+	// may send, with bursts of MessageBurst (default: one second's worth).
+	// A message over the limit is dropped and answered with an error,
+	// once; a client that goes on sending another burst's worth is closed
+	// with 4429. Zero means no limit (presenced's flag sets 20, burst 40).
+	MessagesPerSecond float64
+	MessageBurst      int
+	// RequestsPerSecond is the steady rate of REST requests one user may
+	// make (all devices together), with bursts of RequestBurst (default:
+	// one second's worth); more get 429 with Retry-After. Zero means no
+	// limit (presenced's flag sets 10, burst 20).
+	RequestsPerSecond float64
+	RequestBurst      int
+	// SocketsPerSecondPerIP is the steady rate of new sockets from one
+	// client address (an IPv4 address or an IPv6 /64), with bursts of
+	// SocketBurstPerIP (default: one second's worth); more get 429 with
+	// Retry-After before the upgrade. Zero means no limit (presenced's
+	// flag sets 5, burst 20).
+	SocketsPerSecondPerIP float64
+	SocketBurstPerIP      int
+	// SocketsPerSecond is the steady rate of new sockets the whole server
+	// admits, with bursts of SocketBurst (default: one second's worth);
+	// more get 503 with Retry-After before the upgrade, so that a
+	// reconnect storm after a restart is admitted at a pace the server
+	// can serve. Zero means no limit (presenced's flag sets 500, burst
+	// 500).
+	SocketsPerSecond float64
+	SocketBurst      int
+	// MaxLimiterKeys bounds the per-user and per-address buckets held by
+	// each limit. Default 100,000.
+	MaxLimiterKeys int
+	// ClientIPHeader, when set, names the header (X-Forwarded-For,
+	// X-Real-IP) from which a trusted reverse proxy passes the client's
+	// address; its last entry is used. Leave it empty when clients
+	// connect directly: a client can write any header it likes.
+	ClientIPHeader string
 	// Static is served at / (the demo page and client library).
 	Static fs.FS
 	// Logger receives the server's logs. Default slog.Default().
@@ -74,11 +117,6 @@ type Config struct {
 	// ReadinessChecks are asked by /readyz besides the hub itself: the
 	// database, the cluster's listener. None means the hub alone decides.
 	ReadinessChecks []ReadinessCheck
-	// Observer is told about messages, events, closes and refused tokens,
-	// for metrics. Default: nobody.
-	Observer Observer
-	// Metrics, when set, is served at GET /metrics.
-	Metrics http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -100,8 +138,19 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Observer == nil {
-		c.Observer = nopObserver{}
+	defaultBurst(c.MessagesPerSecond, &c.MessageBurst)
+	defaultBurst(c.RequestsPerSecond, &c.RequestBurst)
+	defaultBurst(c.SocketsPerSecondPerIP, &c.SocketBurstPerIP)
+	defaultBurst(c.SocketsPerSecond, &c.SocketBurst)
+	if c.MaxLimiterKeys == 0 {
+		c.MaxLimiterKeys = 100_000
+	}
+}
+
+// defaultBurst lets a rate limit without a burst take one second's worth.
+func defaultBurst(perSecond float64, burst *int) {
+	if *burst <= 0 {
+		*burst = max(1, int(math.Ceil(perSecond)))
 	}
 }
 
@@ -111,18 +160,26 @@ type Server struct {
 	verifier Verifier
 	cfg      Config
 	log      *slog.Logger
-	obs      Observer
 	upgrader websocket.Upgrader
 	router   chi.Router
 
 	conns    sync.WaitGroup // reader and writer goroutines of every socket
 	draining atomic.Bool    // set by Drain: /readyz answers 503
+
+	requestLimit   *keyedLimiter[int64]      // REST requests per user
+	socketIPLimit  *keyedLimiter[netip.Addr] // new sockets per client address
+	socketAllLimit *rate.Limiter             // new sockets, all together; nil for none
 }
 
 // New returns a Server for h that authenticates with v.
 func New(h *hub.Hub, v Verifier, cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{hub: h, verifier: v, cfg: cfg, log: cfg.Logger, obs: cfg.Observer}
+	s := &Server{hub: h, verifier: v, cfg: cfg, log: cfg.Logger}
+	s.requestLimit = newKeyedLimiter[int64](cfg.RequestsPerSecond, cfg.RequestBurst, cfg.MaxLimiterKeys)
+	s.socketIPLimit = newKeyedLimiter[netip.Addr](cfg.SocketsPerSecondPerIP, cfg.SocketBurstPerIP, cfg.MaxLimiterKeys)
+	if cfg.SocketsPerSecond > 0 {
+		s.socketAllLimit = rate.NewLimiter(rate.Limit(cfg.SocketsPerSecond), cfg.SocketBurst)
+	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
@@ -166,9 +223,6 @@ func (s *Server) routes() chi.Router {
 	r.Get("/ws", s.serveWS)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	if s.cfg.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
-	}
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireToken)
 		for _, p := range []string{"/both/status/me", "/users/me/status"} {
@@ -194,15 +248,23 @@ type identityKey struct{}
 
 // requireToken lets through requests with a valid bearer token in the
 // Authorization header, and answers the rest with the seed API's 401.
+// A token anywhere else (an access_token query parameter, as sockets
+// take) is not looked at: URLs end up in logs and browser history. Each
+// user's requests are then held to the REST rate limit.
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.verify(bearerToken(r))
 		if err != nil {
-			s.obs.TokenRejected("rest")
 			unauthorized(w)
 			return
 		}
 		infoOf(r.Context()).userID = id.UserID
+		if ok, wait := s.requestLimit.allow(id.UserID, time.Now()); !ok {
+			tooMany(w, http.StatusTooManyRequests, wait, fmt.Sprintf(
+				"Too many requests: at most %g per second per user (bursts of %d); retry after the time in Retry-After",
+				s.cfg.RequestsPerSecond, s.cfg.RequestBurst))
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
 }

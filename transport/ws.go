@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/presenced/presenced/hub"
 )
@@ -69,6 +71,11 @@ type (
 		ID     json.RawMessage `json:"id,omitempty"`
 		Status statusJSON      `json:"status"`
 	}
+	refreshedReply struct {
+		Type      string          `json:"type"`
+		ID        json.RawMessage `json:"id,omitempty"`
+		ExpiresAt *time.Time      `json:"expires_at"`
+	}
 	simpleReply struct {
 		Type   string          `json:"type"`
 		ID     json.RawMessage `json:"id,omitempty"`
@@ -93,13 +100,36 @@ type conn struct {
 	log  *slog.Logger // carries conn_id, request_id and user_id
 
 	readerDone chan struct{} // closed by the reader when it ends
+	// expiry carries a refreshed token's end from the reader to the
+	// writer, which owns the timer. Capacity 1; the reader replaces an
+	// unread value.
+	expiry chan time.Time
+
+	// Owned by the reader.
+	msgLimit *rate.Limiter // nil: no limit
+	strikes  int           // messages dropped since the last warning
+	warnedAt time.Time     // when the client was last told it is over the limit
+
 	// closeCode and closeText are set by the reader before readerDone is
 	// closed; the writer reads them after.
 	closeCode int
 	closeText string
+	final     []hub.Message // replies queued when the reader chose to close
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	// Limits come before the token check, which is the costly part.
+	now := time.Now()
+	if ok, wait := s.socketIPLimit.allow(clientAddr(r, s.cfg.ClientIPHeader), now); !ok {
+		tooMany(w, http.StatusTooManyRequests, wait, fmt.Sprintf(
+			"Too many new connections from this address: at most %g per second; retry after the time in Retry-After", s.cfg.SocketsPerSecondPerIP))
+		return
+	}
+	if s.socketAllLimit != nil && !s.socketAllLimit.AllowN(now, 1) {
+		tooMany(w, http.StatusServiceUnavailable, retryDelay(s.socketAllLimit, now),
+			"The server is admitting connections at a steady pace; retry after the time in Retry-After, with jitter")
+		return
+	}
 	token := bearerToken(r)
 	if token == "" {
 		// Browsers cannot set headers on a WebSocket.
@@ -119,7 +149,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// A browser cannot read the status of a failed handshake, so a refusal
 	// is sent as a close code that says whether to try again.
 	if authErr != nil {
-		s.obs.TokenRejected("ws")
 		s.closeNow(ws, CloseInvalidToken, "invalid or expired token")
 		return
 	}
@@ -134,15 +163,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ri := infoOf(r.Context())
 	ri.userID, ri.connID = id.UserID, sess.ID
-	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{}),
+	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{}), expiry: make(chan time.Time, 1),
 		log: s.log.With("conn_id", sess.ID, "request_id", ri.id, "user_id", id.UserID)}
+	if s.cfg.MessagesPerSecond > 0 {
+		c.msgLimit = rate.NewLimiter(rate.Limit(s.cfg.MessagesPerSecond), s.cfg.MessageBurst)
+	}
 	c.log.Debug("socket open")
 	s.conns.Go(c.writeLoop)
 	c.readLoop()
 }
 
 func (s *Server) closeNow(ws *websocket.Conn, code int, text string) {
-	s.obs.SocketClosed(code)
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.cfg.WriteTimeout))
 	_ = ws.Close()
 }
@@ -153,6 +184,11 @@ func (c *conn) readLoop() {
 	var readErr error
 	defer func() {
 		c.logClosed(readErr)
+		if c.closeCode != 0 {
+			// Replies still queued (a rate-limit warning, say) go out
+			// before the close frame that they explain.
+			c.final = c.sess.Next(nil)
+		}
 		close(c.readerDone)
 		c.s.hub.Disconnect(c.sess)
 	}()
@@ -187,6 +223,9 @@ func (c *conn) readLoop() {
 			c.closeCode, c.closeText = CloseInvalidPayload, "text frame is not valid UTF-8"
 			return
 		}
+		if !c.allowMessage() {
+			return
+		}
 		if !c.handle(data) {
 			return
 		}
@@ -215,10 +254,40 @@ func (c *conn) logClosed(readErr error) {
 	c.log.Debug("socket closed", "by", by, "code", code, "err", readErr)
 }
 
+// allowMessage applies the per-socket message rate. A message over it is
+// dropped; the first of a run is answered with an error, and a client that
+// keeps sending a whole burst's worth after that is closed with 4429. A
+// quiet spell as long as the warning window forgives it.
+func (c *conn) allowMessage() bool {
+	if c.msgLimit == nil {
+		return true
+	}
+	now := time.Now()
+	if c.msgLimit.AllowN(now, 1) {
+		return true
+	}
+	if c.warnedAt.IsZero() || now.Sub(c.warnedAt) > rateWarningWindow {
+		c.warnedAt, c.strikes = now, 0
+		cfg := &c.s.cfg
+		return c.send(encode(simpleReply{Type: "error", Detail: fmt.Sprintf(
+			"rate limit: at most %g messages per second (bursts of %d); this message was dropped, and more will close the connection",
+			cfg.MessagesPerSecond, cfg.MessageBurst)}))
+	}
+	c.strikes++
+	if c.strikes > c.s.cfg.MessageBurst {
+		c.closeCode, c.closeText = CloseRateLimited, "too many messages: the client ignored the rate limit"
+		return false
+	}
+	return true
+}
+
+// rateWarningWindow is how long one rate-limit warning stands: drops
+// within it count towards the close, later ones start afresh.
+const rateWarningWindow = 10 * time.Second
+
 // handle answers one message; false ends the connection.
 func (c *conn) handle(data []byte) bool {
 	msg, typ, err := DecodeClientMessage(data)
-	c.s.obs.MessageReceived(typ)
 	if err != nil {
 		return c.replyError(msg.ID, err)
 	}
@@ -250,6 +319,8 @@ func (c *conn) handle(data []byte) bool {
 			return false
 		}
 		return c.send(encode(unsubscribedReply{Type: "unsubscribed", ID: msg.ID, UserIDs: ids}))
+	case "refresh":
+		return c.refresh(msg)
 	case "set_status":
 		up, err := msg.statusFields.update()
 		if err != nil {
@@ -261,8 +332,34 @@ func (c *conn) handle(data []byte) bool {
 		}
 		return c.send(encode(statusReply{Type: "status", ID: msg.ID, Status: toStatusJSON(st)}))
 	default:
-		return c.replyError(msg.ID, fmt.Errorf("unknown message type %q: expected subscribe, unsubscribe, set_status or ping", truncate(typ, 32)))
+		return c.replyError(msg.ID, fmt.Errorf("unknown message type %q: expected subscribe, unsubscribe, set_status, refresh or ping", truncate(typ, 32)))
 	}
+}
+
+// refresh replaces the socket's token with a newer one of the same user,
+// so that the socket outlives the first token's exp. A bad token is an
+// error and the old one stays in force; a token of another user closes
+// the socket with 4403, since its subscriptions and status belong to the
+// first user.
+func (c *conn) refresh(msg clientMessage) bool {
+	var token string
+	if json.Unmarshal(msg.Token, &token) != nil || token == "" {
+		return c.replyError(msg.ID, errors.New(`token is required: {"type":"refresh","token":"<new token>"}`))
+	}
+	id, err := c.s.verify(token)
+	if err != nil {
+		return c.replyError(msg.ID, errors.New("invalid or expired token; the connection keeps its current token until that expires"))
+	}
+	if id.UserID != c.id.UserID {
+		c.closeCode, c.closeText = CloseUserMismatch, "the refreshed token belongs to another user"
+		return false
+	}
+	select { // replace any value the writer has not taken yet
+	case <-c.expiry:
+	default:
+	}
+	c.expiry <- id.ExpiresAt
+	return c.send(encode(refreshedReply{Type: "refreshed", ID: msg.ID, ExpiresAt: wireTime(id.ExpiresAt)}))
 }
 
 func truncate(s string, n int) string {
@@ -295,9 +392,16 @@ func (c *conn) writeLoop() {
 	cfg := &c.s.cfg
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()
+	expired := time.NewTimer(untilExpiry(c.id.ExpiresAt))
+	defer expired.Stop()
 	var batch []hub.Message
 	for {
 		select {
+		case at := <-c.expiry:
+			expired.Reset(untilExpiry(at))
+		case <-expired.C:
+			c.closeGracefully(CloseTokenExpired, "token expired: reconnect with a fresh token, or send refresh before it expires")
+			return
 		case <-c.sess.Ready():
 			batch = c.sess.Next(batch[:0])
 			err := c.write(batch)
@@ -328,17 +432,29 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// closeAfterReader sends the close code the reader chose, if any.
+// closeAfterReader sends the replies the reader left and the close code
+// it chose, if any.
 func (c *conn) closeAfterReader() {
 	if c.closeCode != 0 {
+		if c.write(c.final) != nil {
+			return
+		}
 		c.s.closeNow(c.ws, c.closeCode, c.closeText)
 	}
+}
+
+// untilExpiry is the time left before a token's end; a token without one
+// (which the verifier never accepts) is treated as lasting.
+func untilExpiry(at time.Time) time.Duration {
+	if at.IsZero() {
+		return math.MaxInt64
+	}
+	return time.Until(at)
 }
 
 // closeGracefully sends a close frame and gives the client a moment to
 // answer it, so that the frame is not lost to a reset.
 func (c *conn) closeGracefully(code int, text string) {
-	c.s.obs.SocketClosed(code)
 	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
 	if c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline) != nil {
 		return
@@ -361,12 +477,6 @@ func (c *conn) write(batch []hub.Message) error {
 			return err
 		}
 		i = j
-	}
-	now := time.Now()
-	for i := range batch {
-		if batch[i].Event {
-			c.s.obs.EventSent(now.Sub(batch[i].At))
-		}
 	}
 	return nil
 }

@@ -25,7 +25,6 @@ import (
 
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
-	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/storage/memory"
 	"github.com/presenced/presenced/transport"
 	"github.com/presenced/presenced/web"
@@ -65,6 +64,15 @@ type options struct {
 	maxSubs         int
 	maxConnsPerUser int
 	maxQueueBytes   int
+	msgRate         float64
+	msgBurst        int
+	reqRate         float64
+	reqBurst        int
+	ipSocketRate    float64
+	ipSocketBurst   int
+	socketRate      float64
+	socketBurst     int
+	clientIPHeader  string
 	allowedOrigins  string
 	shutdownTimeout time.Duration
 	shutdownDelay   time.Duration
@@ -98,6 +106,15 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.IntVar(&o.maxSubs, "max-subscriptions", 1000, "most users one connection may watch")
 	fs.IntVar(&o.maxConnsPerUser, "max-connections-per-user", 20, "most live sockets of one user")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 256<<10, "send queue per socket; a client that falls further behind is closed with 4000")
+	fs.Float64Var(&o.msgRate, "max-messages-per-second", 20, "steady rate of messages one socket may send; over it: an error, then close 4429 (0: no limit)")
+	fs.IntVar(&o.msgBurst, "message-burst", 40, "messages one socket may send at once above the steady rate")
+	fs.Float64Var(&o.reqRate, "max-requests-per-second", 10, "steady rate of REST requests of one user; over it: 429 with Retry-After (0: no limit)")
+	fs.IntVar(&o.reqBurst, "request-burst", 20, "REST requests one user may make at once above the steady rate")
+	fs.Float64Var(&o.ipSocketRate, "max-sockets-per-second-per-ip", 5, "steady rate of new sockets from one address (IPv6: one /64); over it: 429 with Retry-After (0: no limit)")
+	fs.IntVar(&o.ipSocketBurst, "socket-burst-per-ip", 20, "new sockets one address may open at once above the steady rate")
+	fs.Float64Var(&o.socketRate, "max-sockets-per-second", 500, "steady rate of new sockets the server admits in all, so a reconnect storm comes in at a steady pace; over it: 503 with Retry-After (0: no limit)")
+	fs.IntVar(&o.socketBurst, "socket-burst", 500, "new sockets the server admits at once above the steady rate")
+	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header in which a trusted reverse proxy passes the client address (X-Forwarded-For, X-Real-IP); empty: the TCP peer")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed besides the server's own")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "at shutdown, how long /readyz answers 503 before the listener closes, so load balancers stop routing here first")
@@ -152,20 +169,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxSubscriptions: o.maxSubs, MaxSessionsPerUser: o.maxConnsPerUser,
 		EncodeEvent: transport.EncodeEvent, Logger: log,
 	})
-	// The store's database and cluster report to m too (hub.StoreObserver).
-	m := metrics.New(h.Counts)
 	tcfg := transport.Config{
 		PingInterval: o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
 		MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs,
 		AllowedOrigins: splitList(o.allowedOrigins), AllowAnyOrigin: o.dev,
-		Static: web.FS(), Logger: log, Observer: m, Metrics: m.Handler(),
+		MessagesPerSecond: o.msgRate, MessageBurst: o.msgBurst,
+		RequestsPerSecond: o.reqRate, RequestBurst: o.reqBurst,
+		SocketsPerSecondPerIP: o.ipSocketRate, SocketBurstPerIP: o.ipSocketBurst,
+		SocketsPerSecond: o.socketRate, SocketBurst: o.socketBurst, ClientIPHeader: o.clientIPHeader,
+		Static: web.FS(), Logger: log,
 	}
 	if o.dev {
 		tcfg.DevTokens = auth.NewIssuer(acfg.Secrets[0], 24*time.Hour)
 	}
 	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ValidUntil}, err
 	}), tcfg)
 
 	ln, err := net.Listen("tcp", o.addr)

@@ -1,0 +1,388 @@
+package transport_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/transport"
+)
+
+func TestOriginCheckEdgeCases(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{AllowedOrigins: []string{"https://app.example/", "HTTPS://Admin.Example:8443"}}})
+	tok := e.token(1, "a")
+	for _, tc := range []struct {
+		name, origin string
+		ok           bool
+	}{
+		{"allowed origin listed with a slash", "https://app.example", true},
+		{"allowed origin in another case", "https://admin.example:8443", true},
+		{"allowed host on another scheme", "http://app.example", false},
+		{"allowed host on another port", "https://app.example:444", false},
+		{"allowed host as a suffix", "https://app.example.evil.example", false},
+		{"opaque origin of a sandboxed page", "null", false},
+		{"malformed origin", "://%%", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := bearer(tok)
+			h.Set("Origin", tc.origin)
+			ws, resp, err := websocket.DefaultDialer.Dial(e.wsURL(""), h)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("origin %q refused: %v (%s)", tc.origin, err, statusOf(resp))
+				}
+				ws.Close()
+				return
+			}
+			if err == nil {
+				ws.Close()
+				t.Fatalf("origin %q was let in", tc.origin)
+			}
+			if resp == nil || resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("origin %q: %s, want 403 before the upgrade", tc.origin, statusOf(resp))
+			}
+		})
+	}
+
+	// Development mode lets any page in.
+	dev := newEnv(t, options{transport: transport.Config{AllowAnyOrigin: true}})
+	h := bearer(dev.token(1, "a"))
+	h.Set("Origin", "https://evil.example")
+	alive(dev.dialWith(dev.wsURL(""), h, websocket.DefaultDialer, true))
+}
+
+func TestMoreBadMessagesGetAnErrorAndTheSocketLivesOn(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{MaxIDsPerRequest: 5}, hub: hub5()})
+	c := e.dial(e.token(1, "a"))
+	for _, tc := range []struct {
+		name, msg, detail string
+		id                any // the id the error must echo; nil for none
+	}{
+		{"empty frame", ``, "not valid JSON", nil},
+		{"a bare string", `"ping"`, "must be a JSON object", nil},
+		{"null", `null`, "type is required", nil},
+		{"huge unknown type", `{"type":"` + strings.Repeat("a", 500) + `","id":"x"}`, "unknown message type", "x"},
+		{"deeply nested", strings.Repeat("[", 5000) + strings.Repeat("]", 5000), "must be a JSON object", nil},
+		{"zero id", `{"type":"subscribe","user_ids":[0],"id":3}`, "not a positive integer", 3.0},
+		{"exponent id", `{"type":"subscribe","user_ids":[1e3]}`, "not a positive integer", nil},
+		{"400-digit id", `{"type":"subscribe","user_ids":[` + strings.Repeat("9", 400) + `]}`, "not a positive integer", nil},
+		{"null id", `{"type":"subscribe","user_ids":[null]}`, "must be numbers", nil},
+		{"nested array id", `{"type":"subscribe","user_ids":[[1]]}`, "must be numbers", nil},
+		{"too many ids", `{"type":"subscribe","user_ids":[1,2,3,4,5,6]}`, "at most 5 are allowed", nil},
+		{"unsubscribe of strings", `{"type":"unsubscribe","user_ids":["a"]}`, "must be numbers", nil},
+		{"wait_time a string", `{"type":"set_status","is_busy":true,"wait_time":"15"}`, "whole number of minutes", nil},
+		{"wait_time huge", `{"type":"set_status","is_busy":true,"wait_time":1e300}`, "at most", nil},
+		{"refresh without token", `{"type":"refresh","id":5}`, "token is required", 5.0},
+		{"refresh with a number", `{"type":"refresh","token":5}`, "token is required", nil},
+		{"refresh with garbage", `{"type":"refresh","token":"x.y.z"}`, "invalid or expired token", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.send(tc.msg)
+			m := c.expect("error")
+			if d, _ := m["detail"].(string); !strings.Contains(d, tc.detail) {
+				t.Fatalf("detail %q does not say %q", d, tc.detail)
+			}
+			if m["id"] != tc.id {
+				t.Fatalf("error id %v, want %v", m["id"], tc.id)
+			}
+		})
+	}
+	alive(c)
+	// Nothing bad was applied.
+	if r := e.do("GET", "/users/me/status", e.token(1, "a"), ""); r.status != http.StatusOK || r.object(t)["is_busy"] != false {
+		t.Fatalf("status after the bad messages: %d %s, want untouched", r.status, r.body)
+	}
+	// The subscription limit per connection: 4 in, then 2 more are over 5.
+	c.subscribe(11, 12, 13, 14)
+	c.send(`{"type":"subscribe","user_ids":[15,16],"id":"over"}`)
+	if m := c.expect("error"); m["id"] != "over" || !strings.Contains(m["detail"].(string), "at most 5 subscriptions") {
+		t.Fatalf("over the subscription limit: %v", m)
+	}
+	alive(c)
+}
+
+func TestMoreTokensInTheWrongPlace(t *testing.T) {
+	e := newEnv(t, options{})
+	good := e.token(1, "a")
+	// On the socket: only the Authorization header or access_token count.
+	for name, tc := range map[string]struct {
+		query  string
+		header http.Header
+	}{
+		"unknown query parameter": {"token=" + good, nil},
+		"Basic scheme":            {"", http.Header{"Authorization": {"Basic " + good}}},
+		"oversized token":         {"", bearer(good + strings.Repeat("A", 9000))},
+	} {
+		t.Run("socket "+name, func(t *testing.T) {
+			c := e.dialWith(e.wsURL(tc.query), tc.header, websocket.DefaultDialer, true)
+			if code := c.closed(); code != transport.CloseInvalidToken {
+				t.Fatalf("close code %d, want %d", code, transport.CloseInvalidToken)
+			}
+		})
+	}
+	// On REST: only the Authorization header; a URL ends up in logs.
+	for name, tc := range map[string]struct {
+		query, header, value string
+	}{
+		"access_token parameter alone": {"?access_token=" + good, "", ""},
+		"token parameter":              {"?token=" + good, "", ""},
+		"cookie":                       {"", "Cookie", "access_token=" + good},
+		"scheme missing":               {"", "Authorization", good},
+	} {
+		t.Run("REST "+name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/users/me/status"+tc.query, nil)
+			if tc.header != "" {
+				req.Header.Set(tc.header, tc.value)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "Bearer" {
+				t.Fatalf("%d, want 401 with WWW-Authenticate", resp.StatusCode)
+			}
+		})
+	}
+	if r := e.do("POST", "/users/me/heartbeat", good, ""); r.status != http.StatusOK {
+		t.Fatalf("the right place still works: %d %s", r.status, r.body)
+	}
+}
+
+func TestTokenExpiryClosesTheSocketWith4002(t *testing.T) {
+	e := newEnv(t, options{})
+	c := e.dialWith(e.wsURL(""), bearer(tokenFor(t, 1, time.Now().Add(2*time.Second))), websocket.DefaultDialer, true)
+	alive(c)
+	if code := c.closed(); code != transport.CloseTokenExpired {
+		t.Fatalf("close code %d, want %d", code, transport.CloseTokenExpired)
+	}
+	alive(e.dial(e.token(1, "a")))
+}
+
+func tokenFor(t *testing.T, id int64, exp time.Time) string {
+	t.Helper()
+	return signed(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"sub": strconv.FormatInt(id, 10), "exp": exp.Unix()})
+}
+
+func TestRefreshKeepsTheSocketPastTheFirstToken(t *testing.T) {
+	e := newEnv(t, options{})
+	firstExp := time.Now().Add(2 * time.Second)
+	c := e.dialWith(e.wsURL(""), bearer(tokenFor(t, 1, firstExp)), websocket.DefaultDialer, true)
+
+	// A bad refresh is an error and changes nothing.
+	c.send(`{"type":"refresh","id":1,"token":"` + tokenFor(t, 1, time.Now().Add(-time.Minute)) + `"}`)
+	if m := c.expect("error"); m["id"] != 1.0 {
+		t.Fatalf("refresh with an expired token: %v", m)
+	}
+	later := time.Now().Add(time.Hour).Truncate(time.Second)
+	c.send(`{"type":"refresh","id":2,"token":"` + tokenFor(t, 1, later) + `"}`)
+	if m := c.expect("refreshed"); m["id"] != 2.0 || m["expires_at"] != later.UTC().Format(time.RFC3339) {
+		t.Fatalf("refresh answered %v, want refreshed until %s", m, later.UTC().Format(time.RFC3339))
+	}
+	// Wait until the first token has run out, with a margin, then prove
+	// the socket still serves. This waits on the clock because the clock
+	// is what is under test.
+	time.Sleep(time.Until(firstExp.Add(1500 * time.Millisecond)))
+	alive(c)
+}
+
+func TestRefreshWithAnotherUsersTokenCloses(t *testing.T) {
+	e := newEnv(t, options{})
+	c := e.dial(e.token(1, "a"))
+	c.send(`{"type":"refresh","token":"` + e.token(2, "b") + `"}`)
+	if code := c.closed(); code != transport.CloseUserMismatch {
+		t.Fatalf("close code %d, want %d", code, transport.CloseUserMismatch)
+	}
+	alive(e.dial(e.token(1, "a")))
+}
+
+func TestMessageFloodGetsAnErrorThenA4429(t *testing.T) {
+	// The bucket refills so slowly that the test sees only the burst.
+	e := newEnv(t, options{transport: transport.Config{MessagesPerSecond: 0.01, MessageBurst: 3}})
+	c := e.dial(e.token(1, "a"))
+	// Three pass, the fourth is dropped with a warning, and after another
+	// burst's worth of drops (three) the next one closes the socket. The
+	// client sends exactly that many, so that the server closes with
+	// nothing unread (which would turn its FIN into a reset).
+	const sent = 3 + 1 + 3 + 1
+	for i := range sent {
+		c.send(fmt.Sprintf(`{"type":"ping","id":%d}`, i))
+	}
+	for i := range 3 {
+		if m := c.expect("pong"); m["id"] != float64(i) {
+			t.Fatalf("pong %v, want id %d", m, i)
+		}
+	}
+	if m := c.expect("error"); !strings.Contains(m["detail"].(string), "rate limit: at most 0.01 messages per second (bursts of 3)") {
+		t.Fatalf("rate limit error: %v", m)
+	}
+	if code := c.closed(); code != transport.CloseRateLimited {
+		t.Fatalf("close code %d, want %d", code, transport.CloseRateLimited)
+	}
+	// Another socket of the same user has its own bucket.
+	alive(e.dial(e.token(1, "a")))
+}
+
+func TestRESTRateLimitPerUser(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{RequestsPerSecond: 0.5, RequestBurst: 2}})
+	tok := e.token(1, "a")
+	for i := range 2 {
+		if r := e.do("POST", "/users/me/heartbeat", tok, ""); r.status != http.StatusOK {
+			t.Fatalf("request %d of the burst: %d %s", i+1, r.status, r.body)
+		}
+	}
+	r := e.do("GET", "/users/me/status", tok, "")
+	if r.status != http.StatusTooManyRequests || !strings.Contains(r.detail(t), "Too many requests: at most 0.5 per second per user") {
+		t.Fatalf("third request: %d %s, want 429 with a detail", r.status, r.body)
+	}
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 2 {
+		t.Fatalf("Retry-After %q, want the whole seconds until the next token (1 or 2)", r.header.Get("Retry-After"))
+	}
+	// Another user is not held back by the first one's requests.
+	if r := e.do("GET", "/users/1/presence", e.token(2, "b"), ""); r.status != http.StatusOK {
+		t.Fatalf("another user got %d %s", r.status, r.body)
+	}
+}
+
+func TestNewSocketsPerAddressAreLimitedBeforeTheUpgrade(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{SocketsPerSecondPerIP: 0.5, SocketBurstPerIP: 2}})
+	e.dial(e.token(1, "a"))
+	e.dial(e.token(2, "b"))
+	_, resp, err := websocket.DefaultDialer.Dial(e.wsURL(""), bearer(e.token(3, "c")))
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third socket from one address: %v (%s), want 429 before the upgrade", err, statusOf(resp))
+	}
+	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
+	}
+	var body map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if !strings.Contains(body["detail"], "Too many new connections from this address") {
+		t.Fatalf("detail %q", body["detail"])
+	}
+	// Another address has its own bucket.
+	alive(e.dialWith(e.wsURL(""), bearer(e.token(4, "d")), &websocket.Dialer{NetDialContext: fromAddr("127.0.0.2"), HandshakeTimeout: waitFor}, true))
+}
+
+func TestClientIPHeaderFromATrustedProxy(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{SocketsPerSecondPerIP: 0.5, SocketBurstPerIP: 1, ClientIPHeader: "X-Forwarded-For"}})
+	// Behind the proxy every client comes from 127.0.0.1; the header tells
+	// them apart. The last entry is the one the proxy wrote.
+	for i, xff := range []string{"203.0.113.7", "198.51.100.1, 203.0.113.8", "2001:db8::1"} {
+		h := bearer(e.token(int64(i+1), "a"))
+		h.Set("X-Forwarded-For", xff)
+		e.dialWith(e.wsURL(""), h, websocket.DefaultDialer, true)
+	}
+	for _, xff := range []string{"203.0.113.7", "10.0.0.1, 203.0.113.8", "2001:db8::2"} { // the last: same /64
+		h := bearer(e.token(9, "a"))
+		h.Set("X-Forwarded-For", xff)
+		if _, resp, _ := websocket.DefaultDialer.Dial(e.wsURL(""), h); resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("second socket of %s: %s, want 429", xff, statusOf(resp))
+		}
+	}
+}
+
+func TestServerWideSocketRateAnswers503(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{SocketsPerSecond: 0.5, SocketBurst: 2}})
+	e.dial(e.token(1, "a"))
+	e.dial(e.token(2, "b"))
+	_, resp, err := websocket.DefaultDialer.Dial(e.wsURL(""), bearer(e.token(3, "c")))
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("socket over the server-wide rate: %v (%s), want 503 with Retry-After", err, statusOf(resp))
+	}
+	// REST is not held back by the socket limit.
+	if r := e.do("POST", "/users/me/heartbeat", e.token(3, "c"), ""); r.status != http.StatusOK {
+		t.Fatalf("REST during a socket storm: %d", r.status)
+	}
+}
+
+func TestConnectionFloodFromOneUserStopsAtTheLimit(t *testing.T) {
+	e := newEnv(t, options{hub: hub5()})
+	tok := e.token(1, "a")
+	conns := make(chan *client, 20)
+	for range 20 {
+		go func() { conns <- e.dial(tok) }()
+	}
+	// Each socket reads from the start (the pump): the refused ones get
+	// 4409 at once. Once fifteen have, the other five must answer a ping.
+	var all []*client
+	for range 20 {
+		all = append(all, <-conns)
+	}
+	type result struct {
+		c    *client
+		code int
+	}
+	results := make(chan result, 20)
+	for _, c := range all {
+		go func() {
+			_, err := c.tryNext()
+			code := 0
+			if ce, ok := err.(*websocket.CloseError); ok {
+				code = ce.Code
+			}
+			results <- result{c, code}
+		}()
+	}
+	refused := map[*client]bool{}
+	for range 15 {
+		r := <-results
+		if r.code != transport.CloseTooManyConnections {
+			t.Fatalf("a socket ended with code %d before 15 were refused, want 4409", r.code)
+		}
+		refused[r.c] = true
+	}
+	for _, c := range all {
+		if !refused[c] {
+			c.send(`{"type":"ping"}`)
+		}
+	}
+	for range 5 {
+		if r := <-results; r.code != 0 || refused[r.c] {
+			t.Fatalf("an admitted socket ended with %d, want a pong", r.code)
+		}
+	}
+	if st, err := e.hub.Stats(context.Background()); err != nil || st.Sessions != 5 {
+		t.Fatalf("hub holds %d sessions (%v), want 5", st.Sessions, err)
+	}
+	alive(e.dial(e.token(2, "b")))
+}
+
+// hub5 is a hub that allows five sockets per user and five subscriptions
+// per socket, so that tests reach the limits quickly.
+func hub5() hub.Config { return hub.Config{MaxSessionsPerUser: 5, MaxSubscriptions: 5} }
+
+// fromAddr dials from a given loopback source address, so that a test can
+// play clients on many addresses.
+func fromAddr(ip string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: waitFor}
+	return d.DialContext
+}
+
+func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+
+func statusOf(resp *http.Response) string {
+	if resp == nil {
+		return "no HTTP answer"
+	}
+	return resp.Status
+}
+
+// alive proves a socket and the server behind it still serve.
+func alive(c *client) {
+	c.t.Helper()
+	c.send(`{"type":"ping","id":"alive?"}`)
+	if m := c.expect("pong"); m["id"] != "alive?" {
+		c.t.Fatalf("pong %v", m)
+	}
+}
