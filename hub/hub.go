@@ -71,6 +71,10 @@ type user struct {
 	graceUntil     time.Time // the last session ended; alive until then
 
 	watchers map[*Session]struct{}
+
+	// countedOnline is what the online counter last counted for this
+	// user; commit brings it in line with status.Online.
+	countedOnline bool
 }
 
 func (u *user) alive(now time.Time) bool {
@@ -92,6 +96,7 @@ type Hub struct {
 	deadlines deadlines
 	dirty     map[int64]struct{} // last_seen changed since the last flush
 	nextID    uint64
+	counts    counters // sizes of the above, for readers on other goroutines
 }
 
 // New returns a hub that keeps statuses in store.
@@ -158,6 +163,7 @@ func (h *Hub) load(ctx context.Context) error {
 			// grace to reconnect before they are shown offline.
 			u.graceUntil = now.Add(h.cfg.Grace)
 			h.deadlines.add(u.graceUntil, s.UserID)
+			h.countOnline(u)
 		}
 		h.users[s.UserID] = u
 	}
@@ -177,6 +183,7 @@ func (h *Hub) shutdown() {
 		s.close(CloseShutdown)
 	}
 	clear(h.sessions)
+	h.counts.sessions.Store(0)
 	// A last chance: the context of Run is done, so use a fresh one.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -249,21 +256,23 @@ func (h *Hub) refresh(u *user, now time.Time) {
 	h.commit(u, now)
 }
 
-// commit stores u's changed status and then tells its watchers.
+// commit stores u's changed status and then tells its watchers. Every
+// change of status.Online goes through here, which keeps the online count.
 func (h *Hub) commit(u *user, now time.Time) {
+	h.countOnline(u)
 	u.status.UpdatedAt = now
 	delete(h.dirty, u.status.UserID) // Save carries last_seen too
 	if err := h.store.Save(context.Background(), u.status); err != nil {
 		h.log.Error("store status", "user_id", u.status.UserID, "err", err)
 	}
-	h.broadcast(u)
+	h.broadcast(u, now)
 }
 
-func (h *Hub) broadcast(u *user) {
+func (h *Hub) broadcast(u *user, now time.Time) {
 	if len(u.watchers) == 0 {
 		return
 	}
-	msg := Message{Data: h.cfg.EncodeEvent(u.status.Presence()), Event: true}
+	msg := Message{Data: h.cfg.EncodeEvent(u.status.Presence()), Event: true, At: now}
 	for s := range u.watchers {
 		if !s.Send(msg) {
 			h.drop(s, CloseSlowConsumer)
@@ -306,6 +315,7 @@ func (h *Hub) Connect(ctx context.Context, userID int64, username string) (*Sess
 		h.nextID++
 		s = newSession(h.nextID, userID, username, h.cfg.MaxQueueBytes)
 		h.sessions[s] = struct{}{}
+		h.counts.sessions.Add(1)
 		now := time.Now()
 		created := !u.known
 		h.create(u, username, now)
@@ -336,6 +346,7 @@ func (h *Hub) drop(s *Session, reason CloseReason) {
 		return
 	}
 	delete(h.sessions, s)
+	h.counts.sessions.Add(-1)
 	for id := range s.subs {
 		h.unwatch(s, id)
 	}
@@ -350,7 +361,10 @@ func (h *Hub) drop(s *Session, reason CloseReason) {
 }
 
 func (h *Hub) unwatch(s *Session, id int64) {
-	delete(s.subs, id)
+	if _, ok := s.subs[id]; ok {
+		delete(s.subs, id)
+		h.counts.subscriptions.Add(-1)
+	}
 	if u := h.users[id]; u != nil {
 		delete(u.watchers, s)
 		h.forget(u)
@@ -476,6 +490,9 @@ func (h *Hub) Subscribe(ctx context.Context, s *Session, ids []int64, reply func
 			return
 		}
 		for _, id := range ids {
+			if _, ok := s.subs[id]; !ok {
+				h.counts.subscriptions.Add(1)
+			}
 			s.subs[id] = struct{}{}
 			u := h.userFor(id)
 			if u.watchers == nil {

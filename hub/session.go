@@ -1,6 +1,9 @@
 package hub
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Message is one encoded message waiting to be written to a client.
 type Message struct {
@@ -10,6 +13,10 @@ type Message struct {
 	// Event marks a presence event, which a writer may pack with other
 	// events into one JSON array.
 	Event bool
+	// At is when the hub decided the change an event tells of, so that
+	// the writer can measure how long it took to reach the client. Zero
+	// for other messages.
+	At time.Time
 }
 
 // Session is one live client connection of a user. The hub creates it in

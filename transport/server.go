@@ -117,6 +117,11 @@ type Config struct {
 	// ReadinessChecks are asked by /readyz besides the hub itself: the
 	// database, the cluster's listener. None means the hub alone decides.
 	ReadinessChecks []ReadinessCheck
+	// Observer is told about messages, events, closes and refused tokens,
+	// for metrics. Default: nobody.
+	Observer Observer
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -137,6 +142,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	defaultBurst(c.MessagesPerSecond, &c.MessageBurst)
 	defaultBurst(c.RequestsPerSecond, &c.RequestBurst)
@@ -160,6 +168,7 @@ type Server struct {
 	verifier Verifier
 	cfg      Config
 	log      *slog.Logger
+	obs      Observer
 	upgrader websocket.Upgrader
 	router   chi.Router
 
@@ -174,7 +183,7 @@ type Server struct {
 // New returns a Server for h that authenticates with v.
 func New(h *hub.Hub, v Verifier, cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{hub: h, verifier: v, cfg: cfg, log: cfg.Logger}
+	s := &Server{hub: h, verifier: v, cfg: cfg, log: cfg.Logger, obs: cfg.Observer}
 	s.requestLimit = newKeyedLimiter[int64](cfg.RequestsPerSecond, cfg.RequestBurst, cfg.MaxLimiterKeys)
 	s.socketIPLimit = newKeyedLimiter[netip.Addr](cfg.SocketsPerSecondPerIP, cfg.SocketBurstPerIP, cfg.MaxLimiterKeys)
 	if cfg.SocketsPerSecond > 0 {
@@ -223,6 +232,9 @@ func (s *Server) routes() chi.Router {
 	r.Get("/ws", s.serveWS)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	if s.cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireToken)
 		for _, p := range []string{"/both/status/me", "/users/me/status"} {
@@ -255,6 +267,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.verify(bearerToken(r))
 		if err != nil {
+			s.obs.TokenRejected("rest")
 			unauthorized(w)
 			return
 		}

@@ -149,6 +149,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// A browser cannot read the status of a failed handshake, so a refusal
 	// is sent as a close code that says whether to try again.
 	if authErr != nil {
+		s.obs.TokenRejected("ws")
 		s.closeNow(ws, CloseInvalidToken, "invalid or expired token")
 		return
 	}
@@ -174,6 +175,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) closeNow(ws *websocket.Conn, code int, text string) {
+	s.obs.SocketClosed(code)
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.cfg.WriteTimeout))
 	_ = ws.Close()
 }
@@ -288,6 +290,7 @@ const rateWarningWindow = 10 * time.Second
 // handle answers one message; false ends the connection.
 func (c *conn) handle(data []byte) bool {
 	msg, typ, err := DecodeClientMessage(data)
+	c.s.obs.MessageReceived(typ)
 	if err != nil {
 		return c.replyError(msg.ID, err)
 	}
@@ -455,6 +458,7 @@ func untilExpiry(at time.Time) time.Duration {
 // closeGracefully sends a close frame and gives the client a moment to
 // answer it, so that the frame is not lost to a reset.
 func (c *conn) closeGracefully(code int, text string) {
+	c.s.obs.SocketClosed(code)
 	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
 	if c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline) != nil {
 		return
@@ -477,6 +481,12 @@ func (c *conn) write(batch []hub.Message) error {
 			return err
 		}
 		i = j
+	}
+	now := time.Now()
+	for i := range batch {
+		if batch[i].Event {
+			c.s.obs.EventSent(now.Sub(batch[i].At))
+		}
 	}
 	return nil
 }

@@ -47,14 +47,7 @@ func startRun(t *testing.T, args ...string) string {
 
 func heartbeatStatus(t *testing.T, base, token string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/users/me/heartbeat", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return requestStatus(t, http.MethodPost, base+"/users/me/heartbeat", token, "")
 }
 
 func TestPublicKeyFileVerifiesTokens(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/storage/memory"
 	"github.com/presenced/presenced/transport"
 	"github.com/presenced/presenced/web"
@@ -169,6 +170,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxSubscriptions: o.maxSubs, MaxSessionsPerUser: o.maxConnsPerUser,
 		EncodeEvent: transport.EncodeEvent, Logger: log,
 	})
+	// The store's database and cluster report to m too (hub.StoreObserver).
+	m := metrics.New(h.Counts)
 	tcfg := transport.Config{
 		PingInterval: o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
 		MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs,
@@ -177,7 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		RequestsPerSecond: o.reqRate, RequestBurst: o.reqBurst,
 		SocketsPerSecondPerIP: o.ipSocketRate, SocketBurstPerIP: o.ipSocketBurst,
 		SocketsPerSecond: o.socketRate, SocketBurst: o.socketBurst, ClientIPHeader: o.clientIPHeader,
-		Static: web.FS(), Logger: log,
+		Static: web.FS(), Logger: log, Observer: m, Metrics: m.Handler(),
 	}
 	if o.dev {
 		tcfg.DevTokens = auth.NewIssuer(acfg.Secrets[0], 24*time.Hour)

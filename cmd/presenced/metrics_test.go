@@ -1,0 +1,185 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/presenced/presenced/metrics/metricstest"
+)
+
+// devToken asks the daemon's POST /dev/token for a token of user id.
+func (d *daemon) devToken(t *testing.T, id int) string {
+	t.Helper()
+	resp, err := http.Post(d.base+"/dev/token", "application/json", strings.NewReader(fmt.Sprintf(`{"user_id":%d,"username":"u%d"}`, id, id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+		t.Fatalf("dev token: %d %v", resp.StatusCode, err)
+	}
+	return body.AccessToken
+}
+
+// dial opens a socket with token in the query, as a browser does.
+func (d *daemon) dial(t *testing.T, token string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(d.base, "http")+"/ws?access_token="+token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return ws
+}
+
+// request sends a REST request with a bearer token and returns the status.
+func (d *daemon) request(t *testing.T, method, path, token, body string) int {
+	t.Helper()
+	return requestStatus(t, method, d.base+path, token, body)
+}
+
+func requestStatus(t *testing.T, method, url, token, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// readType reads frames until one of type typ arrives.
+func readType(t *testing.T, ws *websocket.Conn, typ string) map[string]any {
+	t.Helper()
+	for range 100 {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		var m map[string]any
+		if json.Unmarshal(data, &m) == nil && m["type"] == typ {
+			return m
+		}
+	}
+	t.Fatalf("no %s among 100 frames", typ)
+	return nil
+}
+
+// waitMetrics scrapes until ok holds: a write is counted just after the
+// client may already have read it.
+func (d *daemon) waitMetrics(t *testing.T, what string, ok func(metricstest.Families) bool) metricstest.Families {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f := metricstest.Scrape(t, d.base+"/metrics")
+		if ok(f) {
+			return f
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed %s within 10s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMetricsFollowRealTraffic(t *testing.T) {
+	d := startDaemon(t, "-max-queue-bytes", "1024")
+	f := metricstest.Scrape(t, d.base+"/metrics")
+	// The database and cluster series exist with the memory store too.
+	if f.Count(t, "presenced_store_write_seconds", "op", "save") != 0 || f.Value(t, "presenced_cluster_nodes") != 0 {
+		t.Fatal("store and cluster series should exist at zero")
+	}
+
+	alice, bob := d.devToken(t, 1), d.devToken(t, 2)
+	wsAlice, wsBob := d.dial(t, alice), d.dial(t, bob)
+	if err := wsBob.WriteJSON(map[string]any{"type": "subscribe", "user_ids": []int{1}}); err != nil {
+		t.Fatal(err)
+	}
+	readType(t, wsBob, "subscribed")
+	_ = wsBob.WriteMessage(websocket.TextMessage, []byte(`{"type":"dance"}`))
+	readType(t, wsBob, "error")
+	_ = wsBob.WriteMessage(websocket.TextMessage, []byte(`not json`))
+	readType(t, wsBob, "error")
+
+	start := time.Now()
+	if code := d.request(t, "PUT", "/users/me/status", alice, `{"is_busy":true}`); code != http.StatusOK {
+		t.Fatalf("PUT status: %d", code)
+	}
+	readType(t, wsBob, "presence")
+	took := time.Since(start)
+
+	f = d.waitMetrics(t, "the delivered event", func(f metricstest.Families) bool {
+		return f.Value(t, "presenced_events_sent_total") == 1
+	})
+	if f.Value(t, "presenced_connections") != 2 || f.Value(t, "presenced_online_users") != 2 || f.Value(t, "presenced_subscriptions") != 1 {
+		t.Fatalf("gauges: connections %v, online %v, subscriptions %v; want 2, 2, 1",
+			f.Value(t, "presenced_connections"), f.Value(t, "presenced_online_users"), f.Value(t, "presenced_subscriptions"))
+	}
+	for kind, want := range map[string]float64{"subscribe": 1, "unknown": 1, "invalid": 1, "set_status": 0} {
+		if v := f.Value(t, "presenced_messages_received_total", "type", kind); v != want {
+			t.Errorf("messages of type %s: %v, want %v", kind, v, want)
+		}
+	}
+	if n := f.Count(t, "presenced_event_delivery_seconds"); n != 1 {
+		t.Fatalf("delivery observations: %d, want 1", n)
+	}
+	// The delay is measured from the hub's decision, inside the request.
+	if s := f.Sum(t, "presenced_event_delivery_seconds"); s <= 0 || s > took.Seconds() {
+		t.Fatalf("delivery took %vs, but the whole round trip took %v", s, took)
+	}
+
+	// Refused tokens, on REST and on a socket.
+	if code := d.request(t, "GET", "/users/me/status", alice+"x", ""); code != http.StatusUnauthorized {
+		t.Fatalf("forged token: %d", code)
+	}
+	_, _, err := d.dial(t, bob[:len(bob)-2]).ReadMessage()
+	if !websocket.IsCloseError(err, 4401) {
+		t.Fatalf("forged socket token: %v", err)
+	}
+
+	// A slow consumer: a snapshot larger than the send queue.
+	ids := make([]int, 20)
+	for i := range ids {
+		ids[i] = 100 + i
+		if code := d.request(t, "POST", "/users/me/heartbeat", d.devToken(t, ids[i]), ""); code != http.StatusOK {
+			t.Fatalf("heartbeat: %d", code)
+		}
+	}
+	wsSlow := d.dial(t, d.devToken(t, 3))
+	if err := wsSlow.WriteJSON(map[string]any{"type": "subscribe", "user_ids": ids}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := wsSlow.ReadMessage(); !websocket.IsCloseError(err, 4000) {
+		t.Fatalf("a snapshot over -max-queue-bytes should close with 4000, got %v", err)
+	}
+
+	f = d.waitMetrics(t, "the rejected tokens and the slow consumer", func(f metricstest.Families) bool {
+		return f.Value(t, "presenced_slow_consumers_total") == 1 && f.Value(t, "presenced_tokens_rejected_total", "via", "ws") == 1
+	})
+	if f.Value(t, "presenced_tokens_rejected_total", "via", "rest") != 1 ||
+		f.Value(t, "presenced_sockets_closed_total", "code", "4401") != 1 ||
+		f.Value(t, "presenced_sockets_closed_total", "code", "4000") != 1 {
+		t.Fatal("rejected tokens or closes by code are miscounted")
+	}
+
+	wsAlice.Close()
+	wsBob.Close()
+	d.waitMetrics(t, "no connection left", func(f metricstest.Families) bool {
+		return f.Value(t, "presenced_connections") == 0 && f.Value(t, "presenced_subscriptions") == 0
+	})
+}

@@ -1,0 +1,84 @@
+package loadgen
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/transport"
+)
+
+// The event scanner must read what the server's encoder writes.
+func TestScanEventsReadsTheServersEncoding(t *testing.T) {
+	wait := 42
+	one := transport.EncodeEvent(hub.Presence{UserID: 7, Username: "a,\"b\"", Online: true, Busy: true, WaitTime: &wait, LastSeen: time.Now()})
+	two := transport.EncodeEvent(hub.Presence{UserID: 8, Username: "c"})
+	array := append(append(append(append([]byte("["), one...), ','), two...), ']')
+	tests := []struct {
+		frame  string
+		events bool
+		want   [][2]int64
+	}{
+		{string(one), true, [][2]int64{{7, 42}}},
+		{string(array), true, [][2]int64{{7, 42}, {8, -1}}},
+		{`{"type":"subscribed","presences":[{"user_id":3,"wait_time":1}]}`, false, nil},
+		{`{"type":"status","status":{"user_id":3}}`, false, nil},
+	}
+	for _, tt := range tests {
+		var got [][2]int64
+		events := scanEvents([]byte(tt.frame), func(u, w int64) { got = append(got, [2]int64{u, w}) })
+		if events != tt.events || len(got) != len(tt.want) {
+			t.Fatalf("%s: events %v %v; want %v %v", tt.frame, events, got, tt.events, tt.want)
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Fatalf("%s: event %d is %v; want %v", tt.frame, i, got[i], tt.want[i])
+			}
+		}
+	}
+	if typ := replyType([]byte(`{"type":"subscribed","id":1}`)); typ != "subscribed" {
+		t.Fatalf("replyType = %q", typ)
+	}
+}
+
+func TestHistogramPercentiles(t *testing.T) {
+	var h Histogram
+	for us := int64(1); us <= 100_000; us++ {
+		h.Record(time.Duration(us) * time.Microsecond)
+	}
+	l := h.Summary(true)
+	check := func(name string, got, want float64) {
+		if math.Abs(got-want)/want > 0.02 {
+			t.Errorf("%s = %v ms; want %v within 2%%", name, got, want)
+		}
+	}
+	check("p50", l.P50MS, 50)
+	check("p90", l.P90MS, 90)
+	check("p99", l.P99MS, 99)
+	check("max", l.MaxMS, 100)
+	check("mean", l.MeanMS, 50)
+	if l.Count != 100_000 {
+		t.Fatalf("count %d", l.Count)
+	}
+	var merged Histogram
+	merged.Merge(l)
+	merged.Merge(l)
+	if m := merged.Summary(false); m.Count != 200_000 || math.Abs(m.P99MS-l.P99MS) > 1e-9 || m.MaxMS != l.MaxMS {
+		t.Fatalf("merged %+v; want the same percentiles over twice the count", m)
+	}
+}
+
+func TestBucketsAreContiguous(t *testing.T) {
+	prev := -1
+	for us := int64(0); us < 1<<20; us++ {
+		b := bucketOf(us)
+		if b != prev && b != prev+1 {
+			t.Fatalf("value %d jumps from bucket %d to %d", us, prev, b)
+		}
+		if us > upperOf(b) || (b > 0 && us <= upperOf(b-1)) {
+			t.Fatalf("value %d is outside bucket %d (up to %d)", us, b, upperOf(b))
+		}
+		prev = b
+	}
+}

@@ -1,0 +1,223 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// RESTParams shapes the rest scenario: heartbeats from many users, then
+// batch presence reads, then the same reads against a bare handler.
+type RESTParams struct {
+	// IDs is how many user ids each batch presence request asks for.
+	// Default 100, the server's default limit.
+	IDs int
+	// Users is how many users' tokens the requests rotate through, so that
+	// no one user's rate stands for everyone's. Default 1,000.
+	Users int
+	// Concurrency is how many requests are in flight. Default 32.
+	Concurrency int
+	// Duration is the length of each phase. Default 5s.
+	Duration time.Duration
+	// Requests bounds each phase. Default 10,000,000.
+	Requests int
+	// Baseline, when not nil, starts a bare net/http handler that answers
+	// every request with body, and returns its address and a function that
+	// stops it. The batch reads are then repeated against it.
+	Baseline func(body []byte) (addr string, stop func(), err error)
+}
+
+// RESTResult is the outcome of the rest scenario.
+type RESTResult struct {
+	Header
+	IDs         int        `json:"ids"`
+	Users       int        `json:"users"`
+	Concurrency int        `json:"concurrency"`
+	BodyBytes   int        `json:"body_bytes"`
+	Heartbeat   Throughput `json:"heartbeat"`
+	Presence    Throughput `json:"presence"`
+	// Bare is the same batch read against a bare net/http handler that
+	// writes the same body; PresenceVsBare is Presence over Bare.
+	Bare           *Throughput `json:"bare,omitempty"`
+	PresenceVsBare float64     `json:"presence_vs_bare,omitempty"`
+}
+
+// Throughput is the outcome of one phase of requests.
+type Throughput struct {
+	Requests int64   `json:"requests"`
+	Failed   int64   `json:"failed"`
+	PerSec   float64 `json:"per_s"`
+	Latency  Latency `json:"latency"`
+}
+
+// BareHandler answers every request with body as JSON: the cheapest
+// handler net/http allows, the yardstick for the REST API.
+func BareHandler(body []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+}
+
+// REST measures heartbeats and batch presence reads.
+func REST(ctx context.Context, cfg Config, p RESTParams) (RESTResult, error) {
+	res := RESTResult{Header: newHeader("rest")}
+	if err := cfg.setDefaults(); err != nil {
+		return res, err
+	}
+	if p.IDs <= 0 {
+		p.IDs = 100
+	}
+	if p.Users <= 0 {
+		p.Users = 1000
+	}
+	p.Users = max(p.Users, p.IDs)
+	if p.Concurrency <= 0 {
+		p.Concurrency = 32
+	}
+	if p.Duration <= 0 {
+		p.Duration = 5 * time.Second
+	}
+	if p.Requests <= 0 {
+		p.Requests = 10_000_000
+	}
+	res.IDs, res.Users, res.Concurrency = p.IDs, p.Users, p.Concurrency
+	began := time.Now()
+	var errs errorCounts
+	defer func() { res.finish(began, &errs) }()
+
+	d := newDialer(&cfg)
+	tokens, err := d.tokens(cfg.UserBase, p.Users)
+	if err != nil {
+		return res, err
+	}
+	var source atomic.Uint32
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ip := net.IPv4(127, 0, 0, byte(2+int(source.Add(1))%cfg.Sources))
+			nd := net.Dialer{Timeout: cfg.WaitTimeout, LocalAddr: &net.TCPAddr{IP: ip}}
+			return nd.DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: p.Concurrency,
+		MaxConnsPerHost:     p.Concurrency,
+		DisableCompression:  true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: cfg.WaitTimeout}
+	base := "http://" + cfg.Addrs[0]
+
+	// Every user in the batch must be known, or the answer is short.
+	for i := range p.IDs {
+		if err := do(ctx, client, http.MethodPost, base+"/users/me/heartbeat", tokens[i], nil); err != nil {
+			return res, fmt.Errorf("rest: first heartbeat: %w", err)
+		}
+	}
+	cfg.progress("rest: heartbeats")
+	res.Heartbeat = phase(ctx, p, &errs, func(n int) error {
+		return do(ctx, client, http.MethodPost, base+"/users/me/heartbeat", tokens[n%p.Users], nil)
+	})
+
+	ids := make([]string, p.IDs)
+	for i := range ids {
+		ids[i] = strconv.FormatInt(cfg.UserBase+int64(i), 10)
+	}
+	path := "/users/presence?user_ids=" + strings.Join(ids, ",")
+	var body []byte
+	if err := do(ctx, client, http.MethodGet, base+path, tokens[0], &body); err != nil {
+		return res, fmt.Errorf("rest: first batch read: %w", err)
+	}
+	res.BodyBytes = len(body)
+	cfg.progress("rest: batch presence of %d ids, %d bytes", p.IDs, len(body))
+	res.Presence = phase(ctx, p, &errs, func(n int) error {
+		return do(ctx, client, http.MethodGet, base+path, tokens[n%p.Users], nil)
+	})
+
+	if p.Baseline != nil {
+		addr, stop, err := p.Baseline(body)
+		if err != nil {
+			return res, fmt.Errorf("rest: baseline: %w", err)
+		}
+		defer stop()
+		if err := checkLoopback(addr); err != nil {
+			return res, err
+		}
+		cfg.progress("rest: the same reads from a bare handler at %s", addr)
+		bare := phase(ctx, p, &errs, func(n int) error {
+			return do(ctx, client, http.MethodGet, "http://"+addr+path, tokens[n%p.Users], nil)
+		})
+		res.Bare = &bare
+		if bare.PerSec > 0 {
+			res.PresenceVsBare = round3(res.Presence.PerSec / bare.PerSec)
+		}
+	}
+	return res, ctx.Err()
+}
+
+// phase runs request(n) from p.Concurrency workers until p.Duration or
+// p.Requests is reached.
+func phase(ctx context.Context, p RESTParams, errs *errorCounts, request func(n int) error) Throughput {
+	ctx, cancel := context.WithTimeout(ctx, p.Duration)
+	defer cancel()
+	var hist Histogram
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range p.Concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				n := next.Add(1)
+				if n > int64(p.Requests) {
+					return
+				}
+				t := time.Now()
+				if err := request(int(n)); err != nil {
+					if ctx.Err() == nil {
+						failed.Add(1)
+						errs.add(err.Error())
+					}
+					continue
+				}
+				hist.Record(time.Since(t))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	l := hist.Summary(false)
+	return Throughput{Requests: int64(l.Count), Failed: failed.Load(), PerSec: float64(int64(float64(l.Count) / elapsed.Seconds())), Latency: l}
+}
+
+// do sends one request and checks for 200; body, when not nil, receives
+// the answer.
+func do(ctx context.Context, c *http.Client, method, url, token string, body *[]byte) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return err
+		}
+		return errors.New("http_" + kindOf(err))
+	}
+	defer resp.Body.Close()
+	if body != nil {
+		*body, err = io.ReadAll(resp.Body)
+	} else {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status_%d", resp.StatusCode)
+	}
+	return err
+}

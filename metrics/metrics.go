@@ -1,0 +1,216 @@
+// Package metrics exposes presenced's metrics in the Prometheus text
+// format at /metrics, through github.com/prometheus/client_golang.
+//
+// It implements the observers that the other packages declare
+// ([transport.Observer], [hub.StoreObserver]) and reads the hub's counters
+// at each scrape, so that neither hub nor transport imports Prometheus.
+// Every series a deployment may alert on exists from the start, at zero,
+// whichever store is configured.
+//
+// # Concurrency
+//
+// A Metrics is safe for concurrent use. Its label children are created
+// once in [New], so the calls on the event path are atomic additions that
+// never allocate.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/transport"
+)
+
+var (
+	_ transport.Observer = (*Metrics)(nil)
+	_ hub.StoreObserver  = (*Metrics)(nil)
+)
+
+// latencyBuckets spans a fast local write or delivery (half a
+// millisecond) to a stalled one (ten seconds), in seconds.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// messageKinds are the client message types counted under their own
+// name; anything else a client sends is counted as "unknown", and a frame
+// that does not decode as "invalid", so clients cannot grow the label set.
+var messageKinds = []string{"subscribe", "unsubscribe", "set_status", "ping", "refresh"}
+
+// closeCodes are the codes the server closes sockets with; any other is
+// counted as "other".
+var closeCodes = []int{
+	transport.CloseGoingAway, transport.CloseUnsupportedData, transport.CloseInvalidPayload,
+	transport.ClosePolicyViolation, transport.CloseMessageTooBig, transport.CloseSlowConsumer,
+	transport.ClosePongTimeout, transport.CloseTokenExpired, transport.CloseBadRequest,
+	transport.CloseInvalidToken, transport.CloseTooManyConnections,
+}
+
+// storeOps are the writes a store reports; others get a series when first
+// reported.
+var storeOps = []string{"save", "last_seen"}
+
+// Metrics holds presenced's metrics and the registry that serves them.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	received        map[string]prometheus.Counter
+	receivedUnknown prometheus.Counter
+	receivedInvalid prometheus.Counter
+	eventsSent      prometheus.Counter
+	delivery        prometheus.Histogram
+	closes          map[int]prometheus.Counter
+	closesOther     prometheus.Counter
+	slowConsumers   prometheus.Counter
+	tokensREST      prometheus.Counter
+	tokensWS        prometheus.Counter
+	storeWrite      *prometheus.HistogramVec
+	storeErrors     *prometheus.CounterVec
+	clusterNodes    prometheus.Gauge
+}
+
+// New registers every metric. counts is read at each scrape for the
+// connection, user and subscription gauges; pass the hub's Counts.
+func New(counts func() hub.Stats) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	f := factory{m.reg}
+
+	f.gaugeFunc("presenced_connections", "Open WebSocket connections on this node.",
+		func() int { return counts().Sessions })
+	f.gaugeFunc("presenced_online_users", "Users this node sees online, on any node of the cluster.",
+		func() int { return counts().OnlineUsers })
+	f.gaugeFunc("presenced_subscriptions", "Watches held by the sockets on this node: one per socket and watched user.",
+		func() int { return counts().Subscriptions })
+
+	received := f.counterVec("presenced_messages_received_total",
+		"Client messages received on sockets, by type; unknown for a type the server does not know, invalid for a frame that did not decode.", "type")
+	m.received = make(map[string]prometheus.Counter, len(messageKinds))
+	for _, k := range messageKinds {
+		m.received[k] = received.WithLabelValues(k)
+	}
+	m.receivedUnknown = received.WithLabelValues("unknown")
+	m.receivedInvalid = received.WithLabelValues("invalid")
+
+	m.eventsSent = f.counter("presenced_events_sent_total", "Presence events written to sockets, one per watcher.")
+	m.delivery = f.histogram("presenced_event_delivery_seconds",
+		"Time from the hub's decision on a status change to the write of its event to a watcher's socket, per watcher.")
+
+	closes := f.counterVec("presenced_sockets_closed_total", "Sockets closed by the server, by close code.", "code")
+	m.closes = make(map[int]prometheus.Counter, len(closeCodes))
+	for _, c := range closeCodes {
+		m.closes[c] = closes.WithLabelValues(strconv.Itoa(c))
+	}
+	m.closesOther = closes.WithLabelValues("other")
+	m.slowConsumers = f.counter("presenced_slow_consumers_total",
+		"Sockets dropped because their send queue overflowed (close code 4000).")
+
+	tokens := f.counterVec("presenced_tokens_rejected_total", "Missing or invalid tokens, by where they were presented.", "via")
+	m.tokensREST = tokens.WithLabelValues("rest")
+	m.tokensWS = tokens.WithLabelValues("ws")
+
+	m.storeWrite = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "presenced_store_write_seconds", Help: "Duration of writes to the database, by operation.", Buckets: latencyBuckets,
+	}, []string{"op"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "presenced_store_write_errors_total", Help: "Writes to the database that failed, by operation.",
+	}, []string{"op"})
+	m.reg.MustRegister(m.storeWrite, m.storeErrors)
+	for _, op := range storeOps {
+		m.storeWrite.WithLabelValues(op)
+		m.storeErrors.WithLabelValues(op)
+	}
+	m.clusterNodes = f.gauge("presenced_cluster_nodes", "Live nodes of the cluster seen at the latest look at the leases, this one included; 0 without a cluster.")
+
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// MessageReceived counts a client message by its type.
+func (m *Metrics) MessageReceived(kind string) {
+	if c, ok := m.received[kind]; ok {
+		c.Inc()
+	} else if kind == "" {
+		m.receivedInvalid.Inc()
+	} else {
+		m.receivedUnknown.Inc()
+	}
+}
+
+// EventSent counts a delivered event and its delay.
+func (m *Metrics) EventSent(delay time.Duration) {
+	m.eventsSent.Inc()
+	m.delivery.Observe(delay.Seconds())
+}
+
+// SocketClosed counts a close by the server; 4000 is a slow consumer.
+func (m *Metrics) SocketClosed(code int) {
+	if c, ok := m.closes[code]; ok {
+		c.Inc()
+	} else {
+		m.closesOther.Inc()
+	}
+	if code == transport.CloseSlowConsumer {
+		m.slowConsumers.Inc()
+	}
+}
+
+// TokenRejected counts a refused token.
+func (m *Metrics) TokenRejected(via string) {
+	if via == "ws" {
+		m.tokensWS.Inc()
+	} else {
+		m.tokensREST.Inc()
+	}
+}
+
+// StoreWrite records one database write.
+func (m *Metrics) StoreWrite(op string, took time.Duration, err error) {
+	m.storeWrite.WithLabelValues(op).Observe(took.Seconds())
+	if err != nil {
+		m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// ClusterNodes records the number of live nodes.
+func (m *Metrics) ClusterNodes(n int) { m.clusterNodes.Set(float64(n)) }
+
+// factory registers metrics as it makes them.
+type factory struct{ reg *prometheus.Registry }
+
+func (f factory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) counterVec(name, help, label string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f factory) gaugeFunc(name, help string, read func() int) {
+	f.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+		func() float64 { return float64(read()) }))
+}
+
+func (f factory) histogram(name, help string) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets})
+	f.reg.MustRegister(h)
+	return h
+}
