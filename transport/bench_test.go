@@ -65,7 +65,8 @@ func benchWriter(b *testing.B) *conn {
 		<-drained
 		srv.Close()
 	})
-	return &conn{s: &Server{cfg: Config{WriteTimeout: 10 * time.Second}}, ws: ws}
+	// New gives the server every default the writer relies on.
+	return &conn{s: New(nil, nil, Config{}), ws: ws}
 }
 
 // BenchmarkWriteBatch is a writer sending what it found queued: with
