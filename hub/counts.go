@@ -12,11 +12,12 @@ type counters struct {
 
 // countOnline brings the online count in line with u's status.
 func (h *Hub) countOnline(u *user) {
-	if u.status.Online == u.countedOnline {
+	online := u.known && u.rec.Online
+	if online == u.countedOnline {
 		return
 	}
-	u.countedOnline = u.status.Online
-	if u.status.Online {
+	u.countedOnline = online
+	if online {
 		h.counts.online.Add(1)
 	} else {
 		h.counts.online.Add(-1)

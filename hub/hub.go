@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -17,8 +18,8 @@ type Config struct {
 	// HeartbeatTTL is how long one REST heartbeat keeps a user online.
 	// Default 90s.
 	HeartbeatTTL time.Duration
-	// FlushInterval is how often coalesced last_seen times are written to
-	// the store. Default 5s.
+	// FlushInterval is how often coalesced last_seen times (and heartbeat
+	// extensions) are written to the store. Default 5s.
 	FlushInterval time.Duration
 	// MaxQueueBytes caps the encoded bytes waiting for one session; a
 	// session that would exceed it is closed as a slow consumer.
@@ -28,6 +29,19 @@ type Config struct {
 	MaxSubscriptions int
 	// MaxSessionsPerUser caps the live sessions of one user. Default 20.
 	MaxSessionsPerUser int
+	// MaxPendingWrites caps the changes waiting for the store, counted in
+	// changes. While the store is down they wait here; once the cap is
+	// reached, new changes are refused with ErrUnavailable rather than
+	// acknowledged and lost. Default 10000.
+	MaxPendingWrites int
+	// StoreTimeout bounds one store call; a call that takes longer counts
+	// as an outage and is retried. It also bounds how long Run waits for
+	// queued writes when it stops. Default 5s.
+	StoreTimeout time.Duration
+	// Feed, when set, delivers changes made by other nodes that share the
+	// store; the hub then takes its first snapshot from it instead of
+	// Store.LoadAll. Nil for a single node.
+	Feed Feed
 	// EncodeEvent turns a presence change into the bytes sent to every
 	// watcher; it is called once per change, not once per watcher.
 	// Required.
@@ -55,30 +69,44 @@ func (c *Config) setDefaults() {
 	if c.MaxSessionsPerUser == 0 {
 		c.MaxSessionsPerUser = 20
 	}
+	if c.MaxPendingWrites == 0 {
+		c.MaxPendingWrites = 10000
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = 5 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 }
 
-// user is the hub's view of one user id: the stored status, if any, and
-// the live things that decide whether the user is online.
+// user is the hub's view of one user id: the latest record the store
+// gave (or, while the store is down, the hub's own decision), and what
+// this node knows first hand.
 type user struct {
-	status Status
-	known  bool // a status exists (stored or created here)
+	rec   Record
+	known bool // a status exists
 
-	sessions       int
-	heartbeatUntil time.Time // a REST heartbeat keeps the user alive until then
-	graceUntil     time.Time // the last session ended; alive until then
+	sessions   int
+	graceUntil time.Time // the last session ended; this node vouches until then
+	// vouched is what this node last told the store: that it holds a
+	// connection of the user (or is within the grace).
+	vouched bool
+	others  int // other nodes vouching, as of the latest record
+
+	localHB   time.Time // a heartbeat received here keeps the user alive until then
+	storeHB   time.Time // the store's heartbeat expiry, on this node's clock
+	refreshAt time.Time // ask the store again then: a heartbeat may expire
+
+	pending     int     // jobs queued for this user
+	provisional uint64  // the latest job answered without the store, 0 if none
+	held        *Record // the newest record from elsewhere while provisional
 
 	watchers map[*Session]struct{}
 
 	// countedOnline is what the online counter last counted for this
-	// user; commit brings it in line with status.Online.
+	// user; install brings it in line with rec.Online.
 	countedOnline bool
-}
-
-func (u *user) alive(now time.Time) bool {
-	return u.sessions > 0 || now.Before(u.heartbeatUntil) || now.Before(u.graceUntil)
 }
 
 // Hub tracks presence for one node. Create it with New, start it with Run.
@@ -86,9 +114,11 @@ type Hub struct {
 	cfg   Config
 	store Store
 	log   *slog.Logger
+	w     *writer
 
 	requests chan func()
-	stopped  chan struct{} // closed when Run returns
+	changes  chan Change
+	stopped  chan struct{} // closed when Run stops serving
 
 	// Owned by the Run goroutine.
 	users     map[int64]*user
@@ -96,6 +126,10 @@ type Hub struct {
 	deadlines deadlines
 	dirty     map[int64]struct{} // last_seen changed since the last flush
 	nextID    uint64
+	jobs      []*job // queued for the writer, oldest first
+	seq       uint64
+	down      bool     // the store is unavailable; answers come from memory
+	flushing  bool     // a last_seen flush is queued
 	counts    counters // sizes of the above, for readers on other goroutines
 }
 
@@ -105,24 +139,44 @@ func New(store Store, cfg Config) *Hub {
 	if cfg.EncodeEvent == nil {
 		panic("hub: Config.EncodeEvent is required")
 	}
-	return &Hub{
+	h := &Hub{
 		cfg:      cfg,
 		store:    store,
 		log:      cfg.Logger,
+		w:        newWriter(store, cfg.StoreTimeout),
 		requests: make(chan func(), 256),
+		changes:  make(chan Change),
 		stopped:  make(chan struct{}),
 		users:    make(map[int64]*user),
 		sessions: make(map[*Session]struct{}),
 		dirty:    make(map[int64]struct{}),
 	}
+	h.w.report = func(j *job, rec Record, err error, unavailable bool) {
+		h.post(func() { h.finish(j, rec, err, unavailable) })
+	}
+	return h
 }
 
-// Run loads the stored statuses and serves requests until ctx is done. It
-// then closes every session with CloseShutdown, flushes last_seen times
-// and returns. Run must be called once.
+// Run loads the statuses and serves requests until ctx is done. It then
+// closes every session with CloseShutdown, flushes last_seen times, gives
+// queued writes up to Config.StoreTimeout to reach the store, and
+// returns. Run must be called once.
 func (h *Hub) Run(ctx context.Context) error {
-	defer close(h.stopped)
+	var bg sync.WaitGroup
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	defer func() {
+		close(h.stopped)
+		stopBg()
+		bg.Wait()
+	}()
+	bg.Go(func() { h.w.run(bgCtx) })
+	if h.cfg.Feed != nil {
+		bg.Go(func() { h.cfg.Feed.Run(bgCtx, h.deliver) })
+	}
 	if err := h.load(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	flush := time.NewTicker(h.cfg.FlushInterval)
@@ -137,35 +191,59 @@ func (h *Hub) Run(ctx context.Context) error {
 			return nil
 		case fn := <-h.requests:
 			fn()
+		case c := <-h.changes:
+			h.applyChange(c, time.Now())
 		case <-timer.C:
 			now := time.Now()
 			h.deadlines.due(now, func(id int64) {
 				if u := h.users[id]; u != nil {
-					h.refresh(u, now)
+					h.wake(u, now)
 				}
 			})
 		case <-flush.C:
-			h.flushLastSeen(ctx)
+			h.flush(time.Now())
 		}
 	}
 }
 
+// deliver hands a change from the feed to the hub goroutine.
+func (h *Hub) deliver(c Change) {
+	select {
+	case h.changes <- c:
+	case <-h.stopped:
+	}
+}
+
 func (h *Hub) load(ctx context.Context) error {
+	if h.cfg.Feed != nil {
+		// The feed listens before it takes its snapshot, so no change
+		// falls between the two.
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case c := <-h.changes:
+				h.applyChange(c, time.Now())
+				if c.Snapshot {
+					return nil
+				}
+			}
+		}
+	}
 	all, err := h.store.LoadAll(ctx)
 	if err != nil {
 		return fmt.Errorf("load statuses: %w", err)
 	}
 	now := time.Now()
-	for _, s := range all {
-		u := &user{status: s, known: true}
-		if s.Online {
+	for _, r := range all {
+		u := h.userFor(r.UserID)
+		h.install(u, r, now)
+		if r.Online {
 			// Their sessions died with the previous process; give them the
-			// grace to reconnect before they are shown offline.
-			u.graceUntil = now.Add(h.cfg.Grace)
-			h.deadlines.add(u.graceUntil, s.UserID)
-			h.countOnline(u)
+			// grace to reconnect, then let the store decide again.
+			u.refreshAt = now.Add(h.cfg.Grace)
+			h.deadlines.add(u.refreshAt, r.UserID)
 		}
-		h.users[s.UserID] = u
 	}
 	return nil
 }
@@ -184,27 +262,59 @@ func (h *Hub) shutdown() {
 	}
 	clear(h.sessions)
 	h.counts.sessions.Store(0)
-	// A last chance: the context of Run is done, so use a fresh one.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	h.flushLastSeen(ctx)
+	// This node keeps vouching for its users: the store lets the vouches
+	// lapse after the grace, so that they can reconnect elsewhere first.
+	h.flush(time.Now())
+	if len(h.jobs) == 0 {
+		return
+	}
+	limit := time.NewTimer(h.cfg.StoreTimeout)
+	defer limit.Stop()
+	for len(h.jobs) > 0 {
+		select {
+		case fn := <-h.requests:
+			fn()
+		case <-limit.C:
+			h.log.Error("stopping with writes the store has not taken", "writes", len(h.jobs))
+			return
+		}
+	}
 }
 
 // call runs fn on the hub goroutine and waits for it.
 func (h *Hub) call(ctx context.Context, fn func()) error {
-	done := make(chan struct{})
+	return h.await(ctx, func(reply func(error)) { fn(); reply(nil) })
+}
+
+// await runs fn on the hub goroutine and waits until fn, or a job that fn
+// queued, calls reply. Only the wait to be served honours ctx: once
+// queued, a change is answered within the store timeout, by the store or
+// from memory.
+func (h *Hub) await(ctx context.Context, fn func(reply func(error))) error {
+	done := make(chan error, 1)
+	reply := func(err error) {
+		select {
+		case done <- err:
+		default: // answered already
+		}
+	}
 	select {
-	case h.requests <- func() { fn(); close(done) }:
+	case h.requests <- func() { fn(reply) }:
 	case <-h.stopped:
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case <-done:
-		return nil
+	case err := <-done:
+		return err
 	case <-h.stopped:
-		return ErrClosed
+		select {
+		case err := <-done:
+			return err
+		default:
+			return ErrClosed
+		}
 	}
 }
 
@@ -220,59 +330,198 @@ func (h *Hub) post(fn func()) {
 func (h *Hub) userFor(id int64) *user {
 	u := h.users[id]
 	if u == nil {
-		u = &user{status: Status{UserID: id}}
+		u = &user{rec: Record{Status: Status{UserID: id}}}
 		h.users[id] = u
 	}
 	return u
 }
 
-// create makes u a known user as of now.
-func (h *Hub) create(u *user, username string, now time.Time) {
-	if !u.known {
-		u.known = true
-		u.status.CreatedAt = now
-		u.status.UpdatedAt = now
-		u.status.LastSeen = now
-	}
-	if username != "" {
-		u.status.Username = username
-	}
-}
-
 // forget drops an entry that holds nothing worth keeping.
 func (h *Hub) forget(u *user) {
-	if !u.known && len(u.watchers) == 0 {
-		delete(h.users, u.status.UserID)
+	if !u.known && len(u.watchers) == 0 && u.sessions == 0 && u.pending == 0 && !u.vouched {
+		delete(h.users, u.rec.UserID)
 	}
 }
 
-// refresh recomputes u's online status; a change is stored and broadcast.
-func (h *Hub) refresh(u *user, now time.Time) {
-	online := !u.status.AppearOffline && u.alive(now)
-	if online == u.status.Online {
+// enqueue queues op for the store. done, if not nil, gets the answer on
+// the hub goroutine. With limit > 0 the op is refused (false) when that
+// many writes are waiting already.
+func (h *Hub) enqueue(u *user, op Op, limit int, done func(Record, error)) bool {
+	if limit > 0 && len(h.jobs) >= limit {
+		return false
+	}
+	h.seq++
+	j := &job{seq: h.seq, op: op, vouched: u.vouched, done: done}
+	h.jobs = append(h.jobs, j)
+	u.pending++
+	h.w.push(j)
+	if h.down {
+		h.answerProvisionally(u, j, time.Now())
+	}
+	return true
+}
+
+// answerProvisionally decides j from memory while the store is down, by
+// the same rule the store follows, with what this node last heard of the
+// other nodes. The job stays queued and reaches the store when it returns.
+func (h *Hub) answerProvisionally(u *user, j *job, now time.Time) {
+	j.provisional = true
+	done := j.done
+	j.done = nil
+	if !u.known && !j.op.creates() {
+		if done != nil {
+			done(Record{}, ErrNotFound)
+		}
 		return
 	}
-	u.status.Online = online
-	h.commit(u, now)
+	vouchers := u.others
+	if j.vouched {
+		vouchers++
+	}
+	row := Row{Status: u.rec.Status, Version: u.rec.Version, HeartbeatUntil: u.storeHB}
+	out, _ := Decide(row, u.known, j.op, vouchers, now)
+	rec := out.Record(now, vouchers)
+	// Keep the store's version: the store's own answer, when it comes,
+	// must count as newer.
+	rec.Version = u.rec.Version
+	u.provisional = j.seq
+	h.install(u, rec, now)
+	if done != nil {
+		done(rec, nil)
+	}
 }
 
-// commit stores u's changed status and then tells its watchers. Every
-// change of status.Online goes through here, which keeps the online count.
-func (h *Hub) commit(u *user, now time.Time) {
-	h.countOnline(u)
-	u.status.UpdatedAt = now
-	delete(h.dirty, u.status.UserID) // Save carries last_seen too
-	if err := h.store.Save(context.Background(), u.status); err != nil {
-		h.log.Error("store status", "user_id", u.status.UserID, "err", err)
+// finish takes the writer's answer to the oldest queued job.
+func (h *Hub) finish(j *job, rec Record, err error, unavailable bool) {
+	now := time.Now()
+	if unavailable {
+		if !h.down {
+			h.down = true
+			h.log.Warn("store unavailable: answering from memory, writes queued", "writes", len(h.jobs), "err", err)
+			for _, q := range h.jobs {
+				if q.lastSeen == nil && !q.provisional {
+					h.answerProvisionally(h.users[q.op.UserID], q, now)
+				}
+			}
+		}
+		return
 	}
-	h.broadcast(u, now)
+	if h.down {
+		h.down = false
+		h.log.Info("store available again", "writes", len(h.jobs))
+	}
+	h.jobs[0] = nil
+	h.jobs = h.jobs[1:]
+	if j.lastSeen != nil {
+		h.flushing = false
+		if err != nil {
+			h.log.Error("store last_seen", "users", len(j.lastSeen), "err", err)
+		}
+		return
+	}
+	u := h.users[j.op.UserID]
+	u.pending--
+	defer h.forget(u)
+	switch {
+	case err != nil:
+		if !errors.Is(err, ErrNotFound) {
+			h.log.Error("store status", "user_id", j.op.UserID, "err", err)
+		}
+		if j.done != nil {
+			j.done(Record{}, err)
+		}
+		return
+	case j.provisional:
+		if u.provisional != j.seq {
+			return // a later change of the user is shown already
+		}
+		u.provisional = 0
+		if u.held != nil && u.held.Version > rec.Version {
+			rec = *u.held
+		}
+		u.held = nil
+		if rec.Version > u.rec.Version {
+			h.install(u, rec, now)
+		}
+	default:
+		if !u.known || rec.Version > u.rec.Version {
+			h.install(u, rec, now)
+		}
+		if j.done != nil {
+			j.done(rec, nil)
+		}
+	}
+	// Nobody holds the user; only the heartbeat does, so someone must
+	// look again when it runs out.
+	if rec.Online && rec.Vouchers == 0 && rec.HeartbeatLeft > 0 {
+		u.refreshAt = now.Add(rec.HeartbeatLeft)
+		h.deadlines.add(u.refreshAt, u.rec.UserID)
+	}
+}
+
+// applyChange takes what the feed says other nodes changed.
+func (h *Hub) applyChange(c Change, now time.Time) {
+	for _, r := range c.Records {
+		u := h.userFor(r.UserID)
+		switch {
+		case u.known && r.Version <= u.rec.Version:
+			// This node has it already.
+		case u.provisional != 0:
+			// This node's own changes are on their way to the store and
+			// will come back newer; keep the newest for then.
+			if u.held == nil || r.Version > u.held.Version {
+				held := r
+				u.held = &held
+			}
+		default:
+			h.install(u, r, now)
+		}
+		h.forget(u)
+	}
+	for _, ls := range c.LastSeen {
+		if u := h.users[ls.UserID]; u != nil && u.known && ls.At.After(u.rec.LastSeen) {
+			u.rec.LastSeen = ls.At
+		}
+	}
+}
+
+// install makes r the user's record and tells the watchers if what they
+// see has changed.
+func (h *Hub) install(u *user, r Record, now time.Time) {
+	old, wasKnown := u.rec.Presence(), u.known
+	r.Status = r.Status.Clone()
+	r.LastSeen = latest(r.LastSeen, u.rec.LastSeen)
+	u.rec, u.known = r, true
+	h.countOnline(u)
+	u.storeHB = time.Time{}
+	if r.HeartbeatLeft > 0 {
+		u.storeHB = now.Add(r.HeartbeatLeft)
+	}
+	u.others = r.Vouchers
+	if u.vouched && u.others > 0 {
+		u.others--
+	}
+	if !wasKnown || !samePresence(old, r.Presence()) {
+		h.broadcast(u, now)
+	}
+	// A heartbeat that reached this node but not yet the store must not
+	// let the user go offline.
+	if !r.Online && !r.AppearOffline && now.Before(u.localHB) && u.pending == 0 && !h.down {
+		h.enqueue(u, Op{Kind: OpHeartbeat, UserID: r.UserID, HeartbeatTTL: u.localHB.Sub(now)}, h.cfg.MaxPendingWrites, nil)
+	}
+}
+
+func samePresence(a, b Presence) bool {
+	return a.UserID == b.UserID && a.Username == b.Username && a.Online == b.Online &&
+		a.Busy == b.Busy && (a.WaitTime == nil) == (b.WaitTime == nil) &&
+		(a.WaitTime == nil || *a.WaitTime == *b.WaitTime)
 }
 
 func (h *Hub) broadcast(u *user, now time.Time) {
 	if len(u.watchers) == 0 {
 		return
 	}
-	msg := Message{Data: h.cfg.EncodeEvent(u.status.Presence()), Event: true, At: now}
+	msg := Message{Data: h.cfg.EncodeEvent(u.rec.Presence()), Event: true, At: now}
 	for s := range u.watchers {
 		if !s.Send(msg) {
 			h.drop(s, CloseSlowConsumer)
@@ -280,57 +529,108 @@ func (h *Hub) broadcast(u *user, now time.Time) {
 	}
 }
 
-// seen records a sign of life; it is written at the next flush.
-func (h *Hub) seen(u *user, now time.Time) {
-	u.status.LastSeen = now
-	h.dirty[u.status.UserID] = struct{}{}
+// wake handles a user's deadline: the grace or a heartbeat ran out.
+func (h *Hub) wake(u *user, now time.Time) {
+	if u.vouched && u.sessions == 0 && !now.Before(u.graceUntil) {
+		u.vouched = false
+		h.enqueue(u, Op{Kind: OpRelease, UserID: u.rec.UserID, SeenAt: u.rec.LastSeen}, 0, nil)
+	}
+	if !u.refreshAt.IsZero() && !now.Before(u.refreshAt) {
+		u.refreshAt = time.Time{}
+		op := Op{Kind: OpRefresh, UserID: u.rec.UserID}
+		if now.Before(u.localHB) {
+			op = Op{Kind: OpHeartbeat, UserID: u.rec.UserID, HeartbeatTTL: u.localHB.Sub(now)}
+		}
+		h.enqueue(u, op, h.cfg.MaxPendingWrites, nil)
+	}
+	h.forget(u)
 }
 
-func (h *Hub) flushLastSeen(ctx context.Context) {
-	if len(h.dirty) == 0 {
+// seen records a sign of life; it is written at the next flush.
+func (h *Hub) seen(u *user, now time.Time) {
+	u.rec.LastSeen = latest(u.rec.LastSeen, now)
+	h.dirty[u.rec.UserID] = struct{}{}
+}
+
+// flush queues the coalesced last_seen times, one batch at a time.
+func (h *Hub) flush(now time.Time) {
+	if h.flushing || len(h.dirty) == 0 {
 		return
 	}
 	batch := make([]LastSeen, 0, len(h.dirty))
 	for id := range h.dirty {
-		if u := h.users[id]; u != nil && u.known {
-			batch = append(batch, LastSeen{UserID: id, At: u.status.LastSeen})
+		u := h.users[id]
+		if u == nil || !u.known {
+			continue
 		}
+		ls := LastSeen{UserID: id, At: u.rec.LastSeen}
+		if now.Before(u.localHB) {
+			ls.HeartbeatTTL = u.localHB.Sub(now)
+		}
+		batch = append(batch, ls)
 	}
 	clear(h.dirty)
-	if err := h.store.SaveLastSeen(ctx, batch); err != nil {
-		h.log.Error("store last_seen", "users", len(batch), "err", err)
+	if len(batch) == 0 {
+		return
 	}
+	h.flushing = true
+	h.seq++
+	j := &job{seq: h.seq, lastSeen: batch}
+	h.jobs = append(h.jobs, j)
+	h.w.push(j)
 }
 
-// Connect opens a session for a user. The user becomes online at once.
+// Connect opens a session for a user. The user is online once it returns:
+// the store has taken the change, or, while the store is down, the hub
+// has decided from memory.
 func (h *Hub) Connect(ctx context.Context, userID int64, username string) (*Session, error) {
 	var s *Session
-	var err error
-	callErr := h.call(ctx, func() {
+	err := h.await(ctx, func(reply func(error)) {
 		u := h.userFor(userID)
 		if u.sessions >= h.cfg.MaxSessionsPerUser {
-			err = fmt.Errorf("%w: %d connections for user %d", ErrLimit, u.sessions, userID)
+			reply(fmt.Errorf("%w: %d connections for user %d", ErrLimit, u.sessions, userID))
 			return
 		}
-		h.nextID++
-		s = newSession(h.nextID, userID, username, h.cfg.MaxQueueBytes)
-		h.sessions[s] = struct{}{}
-		h.counts.sessions.Add(1)
 		now := time.Now()
-		created := !u.known
-		h.create(u, username, now)
+		h.nextID++
+		sess := newSession(h.nextID, userID, username, h.cfg.MaxQueueBytes)
+		// The store hears of the user's first session here, and of a new
+		// name; further sessions only count.
+		needOp := !u.vouched || (username != "" && username != u.rec.Username)
+		if needOp {
+			wasVouched := u.vouched
+			u.vouched = true
+			op := Op{Kind: OpConnect, UserID: userID, Username: username}
+			ok := h.enqueue(u, op, h.cfg.MaxPendingWrites, func(_ Record, err error) {
+				if err != nil {
+					h.drop(sess, CloseNone)
+					reply(err)
+					return
+				}
+				s = sess
+				reply(nil)
+			})
+			if !ok {
+				u.vouched = wasVouched
+				h.forget(u)
+				reply(fmt.Errorf("%w: %d writes waiting for the store", ErrUnavailable, len(h.jobs)))
+				return
+			}
+		}
+		h.sessions[sess] = struct{}{}
+		h.counts.sessions.Add(1)
 		u.sessions++
 		u.graceUntil = time.Time{}
-		h.seen(u, now)
-		if online := !u.status.AppearOffline; online != u.status.Online || created {
-			u.status.Online = online
-			h.commit(u, now)
+		if !needOp {
+			h.seen(u, now)
+			s = sess
+			reply(nil)
 		}
 	})
-	if callErr != nil {
-		return nil, callErr
+	if err != nil {
+		return nil, err
 	}
-	return s, err
+	return s, nil
 }
 
 // Disconnect ends a session that its client closed or lost. It does not
@@ -356,7 +656,7 @@ func (h *Hub) drop(s *Session, reason CloseReason) {
 	h.seen(u, now)
 	if u.sessions == 0 {
 		u.graceUntil = now.Add(h.cfg.Grace)
-		h.deadlines.add(u.graceUntil, u.status.UserID)
+		h.deadlines.add(u.graceUntil, u.rec.UserID)
 	}
 }
 
@@ -381,23 +681,25 @@ func (h *Hub) Touch(s *Session) {
 }
 
 // Heartbeat keeps a user online for the heartbeat TTL without a
-// connection, creating their status if needed.
+// connection, creating their status if needed. A heartbeat of a user who
+// is online already costs no write of its own: it travels with the next
+// last_seen flush.
 func (h *Hub) Heartbeat(ctx context.Context, userID int64, username string) error {
-	return h.call(ctx, func() {
-		h.heartbeat(h.userFor(userID), username, time.Now())
+	return h.await(ctx, func(reply func(error)) {
+		u := h.userFor(userID)
+		now := time.Now()
+		u.localHB = now.Add(h.cfg.HeartbeatTTL)
+		if u.known && u.rec.Online && u.pending == 0 && (username == "" || username == u.rec.Username) {
+			h.seen(u, now)
+			reply(nil)
+			return
+		}
+		op := Op{Kind: OpHeartbeat, UserID: userID, Username: username, HeartbeatTTL: h.cfg.HeartbeatTTL}
+		if !h.enqueue(u, op, h.cfg.MaxPendingWrites, func(_ Record, err error) { reply(err) }) {
+			h.forget(u)
+			reply(fmt.Errorf("%w: %d writes waiting for the store", ErrUnavailable, len(h.jobs)))
+		}
 	})
-}
-
-func (h *Hub) heartbeat(u *user, username string, now time.Time) {
-	created := !u.known
-	h.create(u, username, now)
-	u.heartbeatUntil = now.Add(h.cfg.HeartbeatTTL)
-	h.deadlines.add(u.heartbeatUntil, u.status.UserID)
-	h.seen(u, now)
-	if online := !u.status.AppearOffline; online != u.status.Online || created {
-		u.status.Online = online
-		h.commit(u, now)
-	}
 }
 
 // SetStatus applies a change the user asked for and returns the result.
@@ -405,31 +707,21 @@ func (h *Hub) heartbeat(u *user, username string, now time.Time) {
 // counts as a heartbeat: a REST client has no socket to prove it is there.
 func (h *Hub) SetStatus(ctx context.Context, userID int64, username string, up StatusUpdate, alive bool) (Status, error) {
 	var out Status
-	err := h.call(ctx, func() {
-		now := time.Now()
+	err := h.await(ctx, func(reply func(error)) {
 		u := h.userFor(userID)
-		h.create(u, username, now)
-		st := &u.status
+		op := Op{Kind: OpUpdate, UserID: userID, Username: username, Update: up}
 		if alive {
-			u.heartbeatUntil = now.Add(h.cfg.HeartbeatTTL)
-			h.deadlines.add(u.heartbeatUntil, userID)
-			h.seen(u, now)
+			op.HeartbeatTTL = h.cfg.HeartbeatTTL
+			u.localHB = time.Now().Add(h.cfg.HeartbeatTTL)
 		}
-		if up.Online != nil {
-			st.AppearOffline = !*up.Online
+		ok := h.enqueue(u, op, h.cfg.MaxPendingWrites, func(r Record, err error) {
+			out = r.Status.Clone()
+			reply(err)
+		})
+		if !ok {
+			h.forget(u)
+			reply(fmt.Errorf("%w: %d writes waiting for the store", ErrUnavailable, len(h.jobs)))
 		}
-		if up.Busy != nil {
-			st.Busy = *up.Busy
-		}
-		if up.WaitTimeSet {
-			st.WaitTime = up.WaitTime
-		}
-		if !st.Busy {
-			st.WaitTime = nil // a wait time means nothing without a call
-		}
-		st.Online = !st.AppearOffline && u.alive(now)
-		h.commit(u, now)
-		out = *st
 	})
 	return out, err
 }
@@ -440,7 +732,7 @@ func (h *Hub) Status(ctx context.Context, userID int64) (Status, error) {
 	found := false
 	err := h.call(ctx, func() {
 		if u := h.users[userID]; u != nil && u.known {
-			out, found = u.status, true
+			out, found = u.rec.Status.Clone(), true
 		}
 	})
 	if err == nil && !found {
@@ -460,7 +752,7 @@ func (h *Hub) Presences(ctx context.Context, ids []int64) ([]Presence, error) {
 func (h *Hub) snapshot(ids []int64, out []Presence) []Presence {
 	for _, id := range ids {
 		if u := h.users[id]; u != nil && u.known {
-			out = append(out, u.status.Presence())
+			out = append(out, u.rec.Presence())
 		}
 	}
 	return out
@@ -524,6 +816,11 @@ type Stats struct {
 	Sessions      int
 	OnlineUsers   int
 	Subscriptions int
+	// PendingWrites counts the changes waiting for the store.
+	PendingWrites int
+	// StoreDown says that the store is unavailable and the hub answers
+	// from memory.
+	StoreDown bool
 }
 
 // Stats counts sessions, online users and subscriptions.
@@ -531,8 +828,10 @@ func (h *Hub) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	err := h.call(ctx, func() {
 		st.Sessions = len(h.sessions)
+		st.PendingWrites = len(h.jobs)
+		st.StoreDown = h.down
 		for _, u := range h.users {
-			if u.status.Online {
+			if u.known && u.rec.Online {
 				st.OnlineUsers++
 			}
 			st.Subscriptions += len(u.watchers)

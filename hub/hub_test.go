@@ -36,11 +36,11 @@ type countingStore struct {
 	lastSeenWrites int
 }
 
-func (s *countingStore) Save(ctx context.Context, st hub.Status) error {
+func (s *countingStore) Apply(ctx context.Context, op hub.Op) (hub.Record, error) {
 	s.mu.Lock()
 	s.saves++
 	s.mu.Unlock()
-	return s.Store.Save(ctx, st)
+	return s.Store.Apply(ctx, op)
 }
 
 func (s *countingStore) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
@@ -71,9 +71,7 @@ func start(t *testing.T, cfg hub.Config, seed ...hub.Status) *fixture {
 	t.Helper()
 	store := &countingStore{Store: memory.New()}
 	for _, st := range seed {
-		if err := store.Store.Save(context.Background(), st); err != nil {
-			t.Fatal(err)
-		}
+		store.Put(st)
 	}
 	if cfg.Grace == 0 {
 		cfg.Grace = grace

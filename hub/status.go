@@ -23,6 +23,12 @@ type Status struct {
 	UpdatedAt time.Time
 }
 
+// Clone returns a copy of s that shares nothing with it.
+func (s Status) Clone() Status {
+	s.WaitTime = clonePtr(s.WaitTime)
+	return s
+}
+
 // Presence returns the public view of s that other users may see.
 func (s Status) Presence() Presence {
 	return Presence{
@@ -67,6 +73,9 @@ var (
 	ErrLimit = errors.New("limit exceeded")
 	// ErrClosed means the hub has shut down.
 	ErrClosed = errors.New("hub closed")
+	// ErrUnavailable means the store cannot take a change now, or too many
+	// changes wait for it already; the caller may try again later.
+	ErrUnavailable = errors.New("storage unavailable")
 )
 
 // CloseReason says why the hub ended a session.

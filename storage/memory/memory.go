@@ -1,11 +1,12 @@
-// Package memory is an in-memory hub.Store. It forgets everything when the
-// process ends; it is the default so that a development server needs
-// nothing else. It is safe for concurrent use.
+// Package memory is an in-memory hub.Store for one node. It forgets
+// everything when the process ends; it is the default so that a
+// development server needs nothing else. It is safe for concurrent use.
 package memory
 
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/presenced/presenced/hub"
 )
@@ -14,52 +15,94 @@ var _ hub.Store = (*Store)(nil)
 
 // Store keeps statuses in a map.
 type Store struct {
-	mu       sync.Mutex
-	statuses map[int64]hub.Status
+	mu      sync.Mutex
+	rows    map[int64]hub.Row
+	vouched map[int64]struct{} // users this node holds a connection of
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{statuses: make(map[int64]hub.Status)}
+	return &Store{rows: make(map[int64]hub.Row), vouched: make(map[int64]struct{})}
 }
 
 // LoadAll returns every stored status.
-func (s *Store) LoadAll(context.Context) ([]hub.Status, error) {
+func (s *Store) LoadAll(context.Context) ([]hub.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]hub.Status, 0, len(s.statuses))
-	for _, st := range s.statuses {
-		out = append(out, clone(st))
+	now := time.Now()
+	out := make([]hub.Record, 0, len(s.rows))
+	for id, row := range s.rows {
+		out = append(out, s.record(id, row, now))
 	}
 	return out, nil
 }
 
-// Save stores st, replacing an earlier status of the same user.
-func (s *Store) Save(_ context.Context, st hub.Status) error {
+// Put stores st as it is, replacing any status of the user, as a status
+// left by an earlier run would be: for seeding a store in tests and
+// tools. Nobody vouches for the user.
+func (s *Store) Put(st hub.Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.statuses[st.UserID] = clone(st)
-	return nil
+	row := s.rows[st.UserID]
+	row.Status = st.Clone()
+	row.Version++
+	s.rows[st.UserID] = row
 }
 
-// SaveLastSeen updates last_seen of users that have a status.
+// Apply makes one change by hub.Decide.
+func (s *Store) Apply(_ context.Context, op hub.Op) (hub.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	row, exists := s.rows[op.UserID]
+	if !exists && (op.Kind == hub.OpRelease || op.Kind == hub.OpRefresh) {
+		return hub.Record{}, hub.ErrNotFound
+	}
+	switch op.Kind {
+	case hub.OpConnect:
+		s.vouched[op.UserID] = struct{}{}
+	case hub.OpRelease:
+		delete(s.vouched, op.UserID)
+	}
+	row, changed := hub.Decide(row, exists, op, s.vouchers(op.UserID), now)
+	if changed {
+		row.Status = row.Status.Clone()
+		s.rows[op.UserID] = row
+	}
+	return s.record(op.UserID, row, now), nil
+}
+
+// SaveLastSeen updates last_seen of users that have a status, and extends
+// their heartbeats.
 func (s *Store) SaveLastSeen(_ context.Context, seen []hub.LastSeen) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	for _, ls := range seen {
-		if st, ok := s.statuses[ls.UserID]; ok {
-			st.LastSeen = ls.At
-			s.statuses[ls.UserID] = st
+		row, ok := s.rows[ls.UserID]
+		if !ok {
+			continue
 		}
+		if ls.At.After(row.LastSeen) {
+			row.LastSeen = ls.At
+		}
+		if until := now.Add(ls.HeartbeatTTL); ls.HeartbeatTTL > 0 && until.After(row.HeartbeatUntil) {
+			row.HeartbeatUntil = until
+		}
+		s.rows[ls.UserID] = row
 	}
 	return nil
 }
 
-// clone copies the wait time so that callers never share it.
-func clone(st hub.Status) hub.Status {
-	if st.WaitTime != nil {
-		w := *st.WaitTime
-		st.WaitTime = &w
+func (s *Store) vouchers(id int64) int {
+	if _, ok := s.vouched[id]; ok {
+		return 1
 	}
-	return st
+	return 0
+}
+
+func (s *Store) record(id int64, row hub.Row, now time.Time) hub.Record {
+	r := row.Record(now, s.vouchers(id))
+	r.Status = r.Status.Clone()
+	return r
 }

@@ -1,10 +1,12 @@
 // Package storetest is the behaviour every hub.Store must show. Each
 // implementation's tests call Run with a function that gives a fresh,
-// empty store.
+// empty store; memory and PostgreSQL pass the same suite, so the hub
+// cannot tell them apart.
 package storetest
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"testing"
 	"time"
@@ -12,10 +14,15 @@ import (
 	"github.com/presenced/presenced/hub"
 )
 
+// skew is how far the store's clock may be from the test's: the database
+// runs on this machine, so a minute is generous.
+const skew = time.Minute
+
 // Run runs the suite; newStore must return an empty store each time.
 func Run(t *testing.T, newStore func(t *testing.T) hub.Store) {
+	ctx := context.Background()
 	t.Run("EmptyLoadsNothing", func(t *testing.T) {
-		all, err := newStore(t).LoadAll(context.Background())
+		all, err := newStore(t).LoadAll(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -23,108 +30,233 @@ func Run(t *testing.T, newStore func(t *testing.T) hub.Store) {
 			t.Fatalf("fresh store holds %d statuses", len(all))
 		}
 	})
-	t.Run("SaveThenLoadRoundTrips", func(t *testing.T) {
-		ctx := context.Background()
+	t.Run("ConnectCreatesAnOnlineStatus", func(t *testing.T) {
 		s := newStore(t)
-		want := sample(7)
-		if err := s.Save(ctx, want); err != nil {
-			t.Fatal(err)
+		before := time.Now()
+		rec := apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 7, Username: "alice"})
+		if !rec.Online || rec.Username != "alice" || rec.Busy || rec.WaitTime != nil || rec.AppearOffline {
+			t.Fatalf("after connect: %+v", rec.Status)
 		}
-		got := loadOne(t, s, 7)
-		assertEqual(t, got, want)
+		if rec.Version != 1 || rec.Vouchers != 1 || rec.HeartbeatLeft != 0 {
+			t.Fatalf("version %d, vouchers %d, heartbeat left %v; want 1, 1, 0", rec.Version, rec.Vouchers, rec.HeartbeatLeft)
+		}
+		for name, at := range map[string]time.Time{"created_at": rec.CreatedAt, "updated_at": rec.UpdatedAt, "last_seen": rec.LastSeen} {
+			if at.Before(before.Add(-skew)) || at.After(time.Now().Add(skew)) {
+				t.Fatalf("%s = %v, not about now (%v)", name, at, before)
+			}
+		}
+		assertEqual(t, loadOne(t, s, 7), rec)
 	})
-	t.Run("SaveReplaces", func(t *testing.T) {
-		ctx := context.Background()
+	t.Run("ReleaseTurnsOfflineAndKeepsTheLastSign", func(t *testing.T) {
 		s := newStore(t)
-		first := sample(8)
-		if err := s.Save(ctx, first); err != nil {
-			t.Fatal(err)
+		on := apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 8, Username: "bob"})
+		seen := on.LastSeen.Add(3 * time.Second).Truncate(time.Microsecond)
+		off := apply(t, s, hub.Op{Kind: hub.OpRelease, UserID: 8, SeenAt: seen})
+		if off.Online || off.Vouchers != 0 || off.Version != on.Version+1 {
+			t.Fatalf("after release: online %v, vouchers %d, version %d (was %d)", off.Online, off.Vouchers, off.Version, on.Version)
 		}
-		second := first
-		second.Busy = false
-		second.WaitTime = nil
-		second.AppearOffline = true
-		second.Online = false
-		second.Username = "renamed"
-		second.UpdatedAt = first.UpdatedAt.Add(time.Minute)
-		if err := s.Save(ctx, second); err != nil {
-			t.Fatal(err)
+		if !off.LastSeen.Equal(seen) {
+			t.Fatalf("last_seen = %v, want the end of the connection %v", off.LastSeen, seen)
 		}
-		assertEqual(t, loadOne(t, s, 8), second)
+		if off.Username != "bob" || !off.CreatedAt.Equal(on.CreatedAt) {
+			t.Fatalf("release changed more than presence: %+v", off.Status)
+		}
+		assertEqual(t, loadOne(t, s, 8), off)
 	})
-	t.Run("SavedWaitTimeIsNotShared", func(t *testing.T) {
-		ctx := context.Background()
+	t.Run("ReleaseAndRefreshOfAnUnknownUserAreNotFound", func(t *testing.T) {
 		s := newStore(t)
-		st := sample(9)
-		if err := s.Save(ctx, st); err != nil {
-			t.Fatal(err)
+		for _, kind := range []hub.OpKind{hub.OpRelease, hub.OpRefresh} {
+			if _, err := s.Apply(ctx, hub.Op{Kind: kind, UserID: 9}); !errors.Is(err, hub.ErrNotFound) {
+				t.Fatalf("op %d on an unknown user: err = %v, want ErrNotFound", kind, err)
+			}
 		}
-		*st.WaitTime = 99
-		if got := loadOne(t, s, 9); *got.WaitTime != 15 {
+		if all, _ := s.LoadAll(ctx); len(all) != 0 {
+			t.Fatalf("a refused op created %d statuses", len(all))
+		}
+	})
+	t.Run("UpdateChangesFieldsAndEachChangeIsANewVersion", func(t *testing.T) {
+		s := newStore(t)
+		on := apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 10, Username: "carol"})
+		busy := apply(t, s, update(10, hub.StatusUpdate{Busy: ptr(true), WaitTimeSet: true, WaitTime: ptr(15)}))
+		if !busy.Busy || busy.WaitTime == nil || *busy.WaitTime != 15 || !busy.Online || busy.Version != on.Version+1 {
+			t.Fatalf("after busy: %+v wait %v version %d", busy.Status, busy.WaitTime, busy.Version)
+		}
+		hidden := apply(t, s, update(10, hub.StatusUpdate{Online: ptr(false)}))
+		if hidden.Online || !hidden.AppearOffline || !hidden.Busy || hidden.Vouchers != 1 {
+			t.Fatalf("appear offline while connected: %+v", hidden.Status)
+		}
+		free := apply(t, s, update(10, hub.StatusUpdate{Busy: ptr(false), Online: ptr(true)}))
+		if free.Busy || free.WaitTime != nil || !free.Online || free.AppearOffline {
+			t.Fatalf("not busy must clear wait_time and is_online=true must show the user: %+v wait %v", free.Status, free.WaitTime)
+		}
+		if free.Version != hidden.Version+1 || free.UpdatedAt.Before(on.UpdatedAt) {
+			t.Fatalf("version %d after %d, updated_at %v after %v", free.Version, hidden.Version, free.UpdatedAt, on.UpdatedAt)
+		}
+		assertEqual(t, loadOne(t, s, 10), free)
+	})
+	t.Run("UpdateCreatesAnOfflineStatusUnlessItIsAHeartbeat", func(t *testing.T) {
+		s := newStore(t)
+		quiet := apply(t, s, update(11, hub.StatusUpdate{Busy: ptr(true)}))
+		if quiet.Online || !quiet.Busy || quiet.Version != 1 {
+			t.Fatalf("update of a new user without heartbeat: %+v version %d", quiet.Status, quiet.Version)
+		}
+		op := update(12, hub.StatusUpdate{Busy: ptr(true)})
+		op.HeartbeatTTL = time.Minute
+		alive := apply(t, s, op)
+		if !alive.Online || alive.HeartbeatLeft <= 0 || alive.HeartbeatLeft > time.Minute {
+			t.Fatalf("update as heartbeat: online %v, heartbeat left %v", alive.Online, alive.HeartbeatLeft)
+		}
+	})
+	t.Run("HeartbeatKeepsOnlineUntilItsTTL", func(t *testing.T) {
+		s := newStore(t)
+		long := apply(t, s, hub.Op{Kind: hub.OpHeartbeat, UserID: 13, Username: "dan", HeartbeatTTL: time.Hour})
+		if !long.Online || long.Vouchers != 0 || long.HeartbeatLeft < 59*time.Minute {
+			t.Fatalf("after heartbeat: online %v, vouchers %d, left %v", long.Online, long.Vouchers, long.HeartbeatLeft)
+		}
+		if again := apply(t, s, hub.Op{Kind: hub.OpRefresh, UserID: 13}); !again.Online || again.Version != long.Version {
+			t.Fatalf("refresh of a fresh heartbeat changed it: online %v, version %d (was %d)", again.Online, again.Version, long.Version)
+		}
+		short := apply(t, s, hub.Op{Kind: hub.OpHeartbeat, UserID: 14, HeartbeatTTL: 200 * time.Millisecond})
+		if !short.Online {
+			t.Fatal("a heartbeat did not make the user online")
+		}
+		// The store's clock decides; ask until it says the heartbeat is over.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			rec := apply(t, s, hub.Op{Kind: hub.OpRefresh, UserID: 14})
+			if !rec.Online {
+				if rec.Version != short.Version+1 || rec.HeartbeatLeft != 0 {
+					t.Fatalf("expired heartbeat: version %d (was %d), left %v", rec.Version, short.Version, rec.HeartbeatLeft)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("user still online 10s after a 200ms heartbeat")
+			}
+			waitBriefly()
+		}
+	})
+	t.Run("TheSameOpTwiceIsHarmless", func(t *testing.T) {
+		s := newStore(t)
+		apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 15, Username: "eve"})
+		again := apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 15})
+		if !again.Online || again.Vouchers != 1 || again.Username != "eve" {
+			t.Fatalf("connect twice: online %v, vouchers %d, name %q", again.Online, again.Vouchers, again.Username)
+		}
+		apply(t, s, hub.Op{Kind: hub.OpRelease, UserID: 15})
+		twice := apply(t, s, hub.Op{Kind: hub.OpRelease, UserID: 15})
+		if twice.Online || twice.Vouchers != 0 {
+			t.Fatalf("release twice: online %v, vouchers %d", twice.Online, twice.Vouchers)
+		}
+		if n := len(loadAll(t, s)); n != 1 {
+			t.Fatalf("%d statuses for one user", n)
+		}
+	})
+	t.Run("AnUnchangedRefreshKeepsTheVersion", func(t *testing.T) {
+		s := newStore(t)
+		on := apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 16})
+		same := apply(t, s, hub.Op{Kind: hub.OpRefresh, UserID: 16})
+		if same.Version != on.Version || !same.Online {
+			t.Fatalf("refresh with nothing to change: version %d (was %d), online %v", same.Version, on.Version, same.Online)
+		}
+	})
+	t.Run("ReturnedWaitTimeIsNotShared", func(t *testing.T) {
+		s := newStore(t)
+		rec := apply(t, s, update(17, hub.StatusUpdate{Busy: ptr(true), WaitTimeSet: true, WaitTime: ptr(15)}))
+		*rec.WaitTime = 99
+		if got := loadOne(t, s, 17); *got.WaitTime != 15 {
 			t.Fatalf("stored wait_time changed with the caller's copy: %d", *got.WaitTime)
 		}
 	})
-	t.Run("SaveLastSeenTouchesOnlyKnownUsers", func(t *testing.T) {
-		ctx := context.Background()
+	t.Run("SaveLastSeenTouchesOnlyKnownUsersAndNeverGoesBack", func(t *testing.T) {
 		s := newStore(t)
-		a, b := sample(1), sample(2)
-		for _, st := range []hub.Status{a, b} {
-			if err := s.Save(ctx, st); err != nil {
-				t.Fatal(err)
-			}
-		}
-		later := a.LastSeen.Add(42 * time.Second)
-		err := s.SaveLastSeen(ctx, []hub.LastSeen{{UserID: 1, At: later}, {UserID: 3, At: later}})
+		a := apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 1})
+		b := apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 2})
+		later := a.LastSeen.Add(42 * time.Second).Truncate(time.Microsecond)
+		earlier := b.LastSeen.Add(-time.Hour).Truncate(time.Microsecond)
+		err := s.SaveLastSeen(ctx, []hub.LastSeen{{UserID: 1, At: later}, {UserID: 2, At: earlier}, {UserID: 3, At: later}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		all, err := s.LoadAll(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		all := loadAll(t, s)
 		if len(all) != 2 {
 			t.Fatalf("SaveLastSeen created a status for an unknown user: %d statuses", len(all))
 		}
-		sort.Slice(all, func(i, j int) bool { return all[i].UserID < all[j].UserID })
 		if !all[0].LastSeen.Equal(later) {
 			t.Fatalf("last_seen of user 1 = %v, want %v", all[0].LastSeen, later)
 		}
 		if !all[1].LastSeen.Equal(b.LastSeen) {
-			t.Fatalf("last_seen of user 2 changed to %v", all[1].LastSeen)
+			t.Fatalf("last_seen of user 2 went back to %v from %v", all[1].LastSeen, b.LastSeen)
+		}
+		if all[0].Version != a.Version {
+			t.Fatalf("a last_seen flush is no change of state, yet the version went from %d to %d", a.Version, all[0].Version)
+		}
+	})
+	t.Run("SaveLastSeenExtendsHeartbeats", func(t *testing.T) {
+		s := newStore(t)
+		hb := apply(t, s, hub.Op{Kind: hub.OpHeartbeat, UserID: 4, HeartbeatTTL: 2 * time.Second})
+		if err := s.SaveLastSeen(ctx, []hub.LastSeen{{UserID: 4, At: hb.LastSeen, HeartbeatTTL: time.Hour}}); err != nil {
+			t.Fatal(err)
+		}
+		if rec := apply(t, s, hub.Op{Kind: hub.OpRefresh, UserID: 4}); rec.HeartbeatLeft < 59*time.Minute {
+			t.Fatalf("heartbeat left %v after an extension by an hour", rec.HeartbeatLeft)
+		}
+		// An extension never shortens a heartbeat.
+		if err := s.SaveLastSeen(ctx, []hub.LastSeen{{UserID: 4, At: hb.LastSeen, HeartbeatTTL: time.Second}}); err != nil {
+			t.Fatal(err)
+		}
+		if rec := apply(t, s, hub.Op{Kind: hub.OpRefresh, UserID: 4}); rec.HeartbeatLeft < 59*time.Minute {
+			t.Fatalf("a shorter extension cut the heartbeat to %v", rec.HeartbeatLeft)
 		}
 	})
 	t.Run("SaveLastSeenEmptyBatch", func(t *testing.T) {
-		if err := newStore(t).SaveLastSeen(context.Background(), nil); err != nil {
+		if err := newStore(t).SaveLastSeen(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
 }
 
-func sample(id int64) hub.Status {
-	w := 15
-	at := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
-	return hub.Status{
-		UserID: id, Username: "user", Online: true, Busy: true, WaitTime: &w,
-		LastSeen: at.Add(time.Second), CreatedAt: at, UpdatedAt: at.Add(2 * time.Second),
-	}
+// waitBriefly lets the store's clock move on between two questions about
+// an expiry; it is no synchronisation, only pacing of a bounded poll.
+func waitBriefly() { <-time.After(20 * time.Millisecond) }
+
+func ptr[T any](v T) *T { return &v }
+
+func update(id int64, up hub.StatusUpdate) hub.Op {
+	return hub.Op{Kind: hub.OpUpdate, UserID: id, Update: up}
 }
 
-func loadOne(t *testing.T, s hub.Store, id int64) hub.Status {
+func apply(t *testing.T, s hub.Store, op hub.Op) hub.Record {
+	t.Helper()
+	rec, err := s.Apply(context.Background(), op)
+	if err != nil {
+		t.Fatalf("apply %+v: %v", op, err)
+	}
+	return rec
+}
+
+func loadAll(t *testing.T, s hub.Store) []hub.Record {
 	t.Helper()
 	all, err := s.LoadAll(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range all {
-		if st.UserID == id {
-			return st
-		}
-	}
-	t.Fatalf("user %d not loaded (got %d statuses)", id, len(all))
-	return hub.Status{}
+	sort.Slice(all, func(i, j int) bool { return all[i].UserID < all[j].UserID })
+	return all
 }
 
-func assertEqual(t *testing.T, got, want hub.Status) {
+func loadOne(t *testing.T, s hub.Store, id int64) hub.Record {
+	t.Helper()
+	for _, r := range loadAll(t, s) {
+		if r.UserID == id {
+			return r
+		}
+	}
+	t.Fatalf("user %d not loaded", id)
+	return hub.Record{}
+}
+
+func assertEqual(t *testing.T, got, want hub.Record) {
 	t.Helper()
 	wt := func(p *int) any {
 		if p == nil {
@@ -134,7 +266,9 @@ func assertEqual(t *testing.T, got, want hub.Status) {
 	}
 	if got.UserID != want.UserID || got.Username != want.Username || got.Online != want.Online ||
 		got.AppearOffline != want.AppearOffline || got.Busy != want.Busy || wt(got.WaitTime) != wt(want.WaitTime) ||
-		!got.LastSeen.Equal(want.LastSeen) || !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
-		t.Fatalf("loaded %+v (wait %v), want %+v (wait %v)", got, wt(got.WaitTime), want, wt(want.WaitTime))
+		!got.LastSeen.Equal(want.LastSeen) || !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) ||
+		got.Version != want.Version || got.Vouchers != want.Vouchers {
+		t.Fatalf("loaded %+v (wait %v, version %d, vouchers %d), want %+v (wait %v, version %d, vouchers %d)",
+			got.Status, wt(got.WaitTime), got.Version, got.Vouchers, want.Status, wt(want.WaitTime), want.Version, want.Vouchers)
 	}
 }

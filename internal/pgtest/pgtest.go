@@ -1,0 +1,91 @@
+// Package pgtest gives each test its own schema in the test database, so
+// that tests run in parallel and leave nothing behind.
+//
+// The database is named by PRESENCE_TEST_DATABASE_URL. Without it, or
+// when it cannot be reached, tests that need it skip with a message;
+// under CI=true they fail instead, because CI must not pass by skipping.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnvURL names the environment variable that holds the test database.
+const EnvURL = "PRESENCE_TEST_DATABASE_URL"
+
+// URL returns the test database's URL, or skips (fails under CI) when
+// there is none or it does not answer.
+func URL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(EnvURL)
+	if u == "" {
+		unavailable(t, EnvURL+" is not set (e.g. postgres://postgres@127.0.0.1:5432/test)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		unavailable(t, "the test database does not answer: "+err.Error())
+	}
+	_ = conn.Close(ctx)
+	return u
+}
+
+func unavailable(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("PostgreSQL is required in CI: %s", why)
+	}
+	t.Skipf("needs PostgreSQL: %s", why)
+}
+
+// Schema creates a schema of its own for t, dropped when t ends, and
+// returns a URL whose connections use it.
+func Schema(t testing.TB) string {
+	t.Helper()
+	base := URL(t)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "t_" + hex.EncodeToString(b)
+	exec(t, base, "CREATE SCHEMA "+name)
+	t.Cleanup(func() { exec(t, base, "DROP SCHEMA "+name+" CASCADE") })
+	return WithSearchPath(base, name)
+}
+
+// WithSearchPath returns the connection string u with its search_path
+// set to schema; it accepts URLs and keyword=value strings.
+func WithSearchPath(u, schema string) string {
+	if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
+		p, err := url.Parse(u)
+		if err == nil {
+			q := p.Query()
+			q.Set("search_path", schema)
+			p.RawQuery = q.Encode()
+			return p.String()
+		}
+	}
+	return u + " search_path=" + schema
+}
+
+func exec(t testing.TB, u, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatalf("connect to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}

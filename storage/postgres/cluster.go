@@ -1,0 +1,216 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/presenced/presenced/hub"
+)
+
+// Run listens for the changes of every node on its own connection and
+// delivers them until ctx is done. NOTIFY is lost while nobody listens,
+// so after every (re)connection Run listens first and then delivers a
+// snapshot of all statuses: a change made while the connection was down
+// arrives with it. A connection that stays silent for ListenerPing is
+// pinged, so that one that died without a word is found. Reconnections
+// back off from 500ms to 5s.
+func (s *Store) Run(ctx context.Context, deliver func(hub.Change)) {
+	backoff := 500 * time.Millisecond
+	for {
+		listened, err := s.listen(ctx, deliver)
+		s.listening.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if listened {
+			backoff = 500 * time.Millisecond
+		}
+		s.log.Warn("listener down; reconnecting", "in", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// listen runs one listening connection until it fails; listened says
+// whether it got as far as listening.
+func (s *Store) listen(ctx context.Context, deliver func(hub.Change)) (listened bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, s.listenCfg)
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return false, fmt.Errorf("listen: %w", err)
+	}
+	all, err := s.load(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("resync: %w", err)
+	}
+	deliver(hub.Change{Records: all, Snapshot: true})
+	s.listening.Store(true)
+	s.log.Info("listening for the changes of other nodes", "channel", s.channel, "statuses", len(all))
+	for {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.ListenerPing)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		if err != nil {
+			if !pgconn.Timeout(err) && !errors.Is(err, context.DeadlineExceeded) {
+				return true, err
+			}
+			// Silence: make sure the connection is still there.
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return true, fmt.Errorf("listening connection does not answer: %w", err)
+			}
+			continue
+		}
+		c, err := s.change(ctx, n.Payload)
+		if err != nil {
+			return true, err
+		}
+		deliver(c)
+	}
+}
+
+// change turns a payload into a Change, reading rows too large to carry.
+func (s *Store) change(ctx context.Context, payload string) (hub.Change, error) {
+	msg, err := decode(payload)
+	if err != nil {
+		s.log.Error("unreadable notification", "err", err)
+		return hub.Change{}, nil
+	}
+	if msg.Record == nil {
+		return hub.Change{LastSeen: msg.lastSeen()}, nil
+	}
+	if !msg.Record.Fetch {
+		return hub.Change{Records: []hub.Record{msg.Record.record()}}, nil
+	}
+	recs, err := s.load(ctx, []int64{msg.Record.UserID})
+	if err != nil {
+		return hub.Change{}, fmt.Errorf("read changed status: %w", err)
+	}
+	return hub.Change{Records: recs}, nil
+}
+
+// maintain renews this node's lease and sweeps up after dead nodes and
+// expired heartbeats until ctx is done.
+func (s *Store) maintain(ctx context.Context) {
+	defer close(s.stopped)
+	renew := time.NewTicker(s.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	sweep := time.NewTicker(s.cfg.SweepInterval)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-renew.C:
+			if err := s.renew(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("renew lease", "err", err)
+			}
+		case <-sweep.C:
+			if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("sweep", "err", err)
+			}
+		}
+	}
+}
+
+// renew extends the lease. A lease that ran out (the node stalled longer
+// than LeaseTTL, and another node may have cleared its users) is taken
+// again, and this node's users are vouched for and decided anew.
+func (s *Store) renew(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaseTTL/3)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE presence_nodes SET lease_until = now() + $2::interval
+		WHERE node_id = $1 AND lease_until > now()`, s.cfg.NodeID, s.cfg.LeaseTTL)
+	if err != nil || tag.RowsAffected() == 1 {
+		return err
+	}
+	s.log.Warn("lease had run out; taking it again", "node_id", s.cfg.NodeID)
+	s.mu.Lock()
+	mine := make([]int64, 0, len(s.mine))
+	for id := range s.mine {
+		mine = append(mine, id)
+	}
+	s.mu.Unlock()
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until) VALUES ($1, now() + $2::interval)
+			ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until`, s.cfg.NodeID, s.cfg.LeaseTTL); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO presence_sessions (user_id, node_id) SELECT u, $2 FROM unnest($1::bigint[]) AS u
+			ON CONFLICT DO NOTHING`, mine, s.cfg.NodeID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.refresh(ctx, mine)
+}
+
+// sweepBatch bounds the users one sweep decides anew.
+const sweepBatch = 1000
+
+// sweep decides anew the users whose evidence is gone: those held by
+// nodes whose lease ran out, and those stored online with neither a live
+// node nor a fresh heartbeat. Every node sweeps; the row lock makes a
+// second sweep of the same user a no-op. Dead nodes without sessions are
+// then removed.
+func (s *Store) sweep(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.SweepInterval)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT s.user_id FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+		WHERE n.lease_until <= now()
+		UNION
+		SELECT p.user_id FROM presence_status p
+		WHERE p.online AND (p.heartbeat_until IS NULL OR p.heartbeat_until <= now())
+		AND NOT EXISTS (SELECT 1 FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+			WHERE s.user_id = p.user_id AND n.lease_until > now())
+		LIMIT $1`, sweepBatch)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	if err := s.refresh(ctx, ids); err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM presence_nodes n WHERE lease_until <= now()
+		AND NOT EXISTS (SELECT 1 FROM presence_sessions s WHERE s.node_id = n.node_id)`)
+	return err
+}
+
+// refresh applies OpRefresh to each user; the changes reach every node
+// through NOTIFY.
+func (s *Store) refresh(ctx context.Context, ids []int64) error {
+	for _, id := range ids {
+		if _, err := s.Apply(ctx, hub.Op{Kind: hub.OpRefresh, UserID: id}); err != nil && !errors.Is(err, hub.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

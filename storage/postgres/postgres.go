@@ -1,0 +1,448 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/presenced/presenced/hub"
+)
+
+var (
+	_ hub.Store = (*Store)(nil)
+	_ hub.Feed  = (*Store)(nil)
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Config tunes a Store. The zero value of each field means the default
+// given beside it.
+type Config struct {
+	// NodeID names this node in the database; it must differ between the
+	// nodes of a cluster. Default: the host name and a random suffix, new
+	// at every start.
+	NodeID string
+	// LeaseTTL is how long this node counts as alive after it last renewed
+	// its lease; it renews every third of it. A node killed without a word
+	// turns its users offline on the other nodes within LeaseTTL +
+	// SweepInterval. Default 15s.
+	LeaseTTL time.Duration
+	// SweepInterval is how often this node looks for dead nodes and
+	// expired heartbeats. Default 5s.
+	SweepInterval time.Duration
+	// Grace is how long this node's users stay online after it stops
+	// gracefully, so that they can reconnect to another node without an
+	// offline flap. It should equal the hub's grace. Default 5s.
+	Grace time.Duration
+	// ListenerPing is how long the listening connection may stay silent
+	// before the node checks that it is still alive; a check that takes
+	// longer than 5s counts as a dead connection. Default 10s.
+	ListenerPing time.Duration
+	// Logger receives the store's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.NodeID == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+		c.NodeID = host + "-" + hex.EncodeToString(b)
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 15 * time.Second
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = 5 * time.Second
+	}
+	if c.Grace == 0 {
+		c.Grace = 5 * time.Second
+	}
+	if c.ListenerPing == 0 {
+		c.ListenerPing = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Store keeps statuses in PostgreSQL and shares them with the other nodes
+// on the same database (and schema).
+type Store struct {
+	cfg       Config
+	log       *slog.Logger
+	pool      *pgxpool.Pool
+	listenCfg *pgx.ConnConfig
+	channel   string // NOTIFY channel: one per schema, so schemas do not mix
+
+	listening atomic.Bool // the feed's connection is up and listening
+
+	mu   sync.Mutex
+	mine map[int64]struct{} // users this node vouches for, to reclaim a lost lease
+
+	stop    context.CancelFunc
+	stopped chan struct{} // closed when the maintenance goroutine ends
+	closed  sync.Once
+}
+
+// Open connects to the database at url, applies the migrations under an
+// advisory lock (so that nodes starting together do not race), registers
+// this node with a lease and starts renewing it. Close releases it all.
+func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
+	cfg.setDefaults()
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		pcfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger, pool: pool, listenCfg: pcfg.ConnConfig.Copy(), mine: make(map[int64]struct{})}
+	if err := s.init(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	mctx, stop := context.WithCancel(context.Background())
+	s.stop, s.stopped = stop, make(chan struct{})
+	go s.maintain(mctx)
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer conn.Release()
+	if err := Migrate(ctx, conn.Conn()); err != nil {
+		return err
+	}
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return fmt.Errorf("current schema: %w", err)
+	}
+	s.channel = "presence:" + schema
+	_, err = conn.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until) VALUES ($1, now() + $2::interval)
+		ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until`, s.cfg.NodeID, s.cfg.LeaseTTL)
+	if err != nil {
+		return fmt.Errorf("register node: %w", err)
+	}
+	return nil
+}
+
+// Migrate brings the schema on conn's search path to the latest version.
+// tern holds an advisory lock while it works, so concurrent callers wait
+// for each other.
+func Migrate(ctx context.Context, conn *pgx.Conn) error {
+	m, err := migrate.NewMigrator(ctx, conn, "presence_schema_version")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// NodeID is the name of this node in the database.
+func (s *Store) NodeID() string { return s.cfg.NodeID }
+
+// Close stops renewing the lease and closes the pool. The lease is set
+// to end after the grace, not at once: the other nodes keep this node's users online
+// that long, so that they can reconnect elsewhere without a flap. Close
+// is safe to call twice.
+func (s *Store) Close(ctx context.Context) error {
+	var err error
+	s.closed.Do(func() {
+		s.stop()
+		<-s.stopped
+		_, err = s.pool.Exec(ctx, `UPDATE presence_nodes SET lease_until = now() + $2::interval WHERE node_id = $1`,
+			s.cfg.NodeID, s.cfg.Grace)
+		if err != nil {
+			err = fmt.Errorf("release lease: %w", err)
+		}
+		s.pool.Close()
+	})
+	return err
+}
+
+// CheckDatabase reports whether the database answers.
+func (s *Store) CheckDatabase(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return s.pool.Ping(ctx)
+}
+
+// CheckListener reports whether the feed's connection listens.
+func (s *Store) CheckListener(context.Context) error {
+	if !s.listening.Load() {
+		return errors.New("not listening for changes of other nodes")
+	}
+	return nil
+}
+
+const columns = `user_id, username, online, appear_offline, busy, wait_time, last_seen, created_at, updated_at, heartbeat_until, version`
+
+// LoadAll returns every stored status.
+func (s *Store) LoadAll(ctx context.Context) ([]hub.Record, error) {
+	return s.load(ctx, nil)
+}
+
+// load returns the statuses of ids, or all when ids is nil, with the
+// number of live nodes vouching for each.
+func (s *Store) load(ctx context.Context, ids []int64) ([]hub.Record, error) {
+	q := `SELECT now(), ` + columns + `, coalesce(v.n, 0) FROM presence_status p
+		LEFT JOIN (SELECT s.user_id, count(*) AS n FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+			WHERE n.lease_until > now() GROUP BY s.user_id) v USING (user_id)`
+	args := []any{}
+	if ids != nil {
+		q += ` WHERE p.user_id = ANY($1)`
+		args = append(args, ids)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, classify("load statuses", err)
+	}
+	defer rows.Close()
+	var out []hub.Record
+	for rows.Next() {
+		var cols rowWithNow
+		var n int
+		if err := rows.Scan(append(cols.dest(), &n)...); err != nil {
+			return nil, classify("load statuses", err)
+		}
+		out = append(out, cols.row().Record(cols.now, n))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify("load statuses", err)
+	}
+	return out, nil
+}
+
+// Apply makes one change by hub.Decide in one transaction that holds the
+// user's row lock, so that the nodes' changes to one user are serialised
+// and each sees the others' evidence. A change of state is announced to
+// every node with NOTIFY in the same transaction.
+func (s *Store) Apply(ctx context.Context, op hub.Op) (hub.Record, error) {
+	var rec hub.Record
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		rec, err = s.apply(ctx, tx, op)
+		return err
+	})
+	switch {
+	case errors.Is(err, hub.ErrNotFound):
+		return hub.Record{}, err
+	case err != nil:
+		return hub.Record{}, classify("apply", err)
+	}
+	s.track(op)
+	return rec, nil
+}
+
+// track remembers which users this node vouches for.
+func (s *Store) track(op hub.Op) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch op.Kind {
+	case hub.OpConnect:
+		s.mine[op.UserID] = struct{}{}
+	case hub.OpRelease:
+		delete(s.mine, op.UserID)
+	}
+}
+
+func (s *Store) apply(ctx context.Context, tx pgx.Tx, op hub.Op) (hub.Record, error) {
+	b := &pgx.Batch{}
+	if op.Kind != hub.OpRelease && op.Kind != hub.OpRefresh {
+		// A placeholder (version 0) to lock; Decide fills it in.
+		b.Queue(`INSERT INTO presence_status (user_id, last_seen, created_at, updated_at) VALUES ($1, now(), now(), now())
+			ON CONFLICT (user_id) DO NOTHING`, op.UserID)
+	}
+	var now time.Time
+	var row hub.Row
+	found := true
+	b.Queue(`SELECT now(), `+columns+` FROM presence_status WHERE user_id = $1 FOR UPDATE`, op.UserID).QueryRow(func(r pgx.Row) error {
+		var cols rowWithNow
+		err := r.Scan(cols.dest()...)
+		if errors.Is(err, pgx.ErrNoRows) {
+			found = false
+			return nil
+		}
+		now, row = cols.now, cols.row()
+		return err
+	})
+	switch op.Kind {
+	case hub.OpConnect:
+		// The node row may have been swept while this node was stalled;
+		// the lease renewal reclaims it.
+		b.Queue(`INSERT INTO presence_nodes (node_id, lease_until) VALUES ($1, now() + $2::interval) ON CONFLICT (node_id) DO NOTHING`,
+			s.cfg.NodeID, s.cfg.LeaseTTL)
+		b.Queue(`INSERT INTO presence_sessions (user_id, node_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, op.UserID, s.cfg.NodeID)
+	case hub.OpRelease:
+		b.Queue(`DELETE FROM presence_sessions WHERE user_id = $1 AND node_id = $2`, op.UserID, s.cfg.NodeID)
+	}
+	var vouchers int
+	// Sessions of dead nodes go while the user's row is locked; the count
+	// sees only live ones.
+	b.Queue(`WITH dead AS (
+			DELETE FROM presence_sessions s USING presence_nodes n
+			WHERE s.user_id = $1 AND s.node_id = n.node_id AND n.lease_until <= now())
+		SELECT count(*) FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+		WHERE s.user_id = $1 AND n.lease_until > now()`, op.UserID).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&vouchers)
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return hub.Record{}, err
+	}
+	if !found {
+		return hub.Record{}, hub.ErrNotFound
+	}
+	out, changed := hub.Decide(row, row.Version > 0, op, vouchers, now)
+	out = truncate(out)
+	rec := out.Record(now, vouchers)
+	if !changed {
+		return rec, nil
+	}
+	payload := encodeRecord(rec)
+	b = &pgx.Batch{}
+	b.Queue(`UPDATE presence_status SET username = $2, online = $3, appear_offline = $4, busy = $5, wait_time = $6,
+		last_seen = $7, created_at = $8, updated_at = $9, heartbeat_until = $10, version = $11 WHERE user_id = $1`,
+		out.UserID, out.Username, out.Online, out.AppearOffline, out.Busy, out.WaitTime,
+		out.LastSeen, out.CreatedAt, out.UpdatedAt, nullTime(out.HeartbeatUntil), out.Version)
+	b.Queue(`SELECT pg_notify($1, $2)`, s.channel, payload)
+	return rec, tx.SendBatch(ctx, b).Close()
+}
+
+// rowWithNow scans now() and the columns of a status.
+type rowWithNow struct {
+	now  time.Time
+	r    hub.Row
+	wait *int32
+	hb   *time.Time
+}
+
+func (c *rowWithNow) dest() []any {
+	return []any{&c.now, &c.r.UserID, &c.r.Username, &c.r.Online, &c.r.AppearOffline, &c.r.Busy, &c.wait,
+		&c.r.LastSeen, &c.r.CreatedAt, &c.r.UpdatedAt, &c.hb, &c.r.Version}
+}
+
+func (c *rowWithNow) row() hub.Row {
+	r := c.r
+	if c.wait != nil {
+		w := int(*c.wait)
+		r.WaitTime = &w
+	}
+	if c.hb != nil {
+		r.HeartbeatUntil = *c.hb
+	}
+	return r
+}
+
+// truncate rounds times to what PostgreSQL keeps, microseconds, so that
+// the answer equals what a later read returns.
+func truncate(r hub.Row) hub.Row {
+	r.LastSeen = r.LastSeen.Truncate(time.Microsecond)
+	r.CreatedAt = r.CreatedAt.Truncate(time.Microsecond)
+	r.UpdatedAt = r.UpdatedAt.Truncate(time.Microsecond)
+	r.HeartbeatUntil = r.HeartbeatUntil.Truncate(time.Microsecond)
+	return r
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// SaveLastSeen writes a batch of last_seen times and heartbeat extensions
+// in one statement, and tells the other nodes the new times.
+func (s *Store) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(seen))
+	ats := make([]time.Time, len(seen))
+	ttls := make([]float64, len(seen))
+	for i, ls := range seen {
+		ids[i], ats[i], ttls[i] = ls.UserID, ls.At, ls.HeartbeatTTL.Seconds()
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE presence_status p SET
+				last_seen = GREATEST(p.last_seen, b.at),
+				heartbeat_until = CASE WHEN b.ttl > 0
+					THEN GREATEST(p.heartbeat_until, now() + b.ttl * interval '1 second')
+					ELSE p.heartbeat_until END
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[]) AS b(user_id, at, ttl)
+			WHERE p.user_id = b.user_id
+			RETURNING p.user_id, p.last_seen`, ids, ats, ttls)
+		if err != nil {
+			return err
+		}
+		var got []hub.LastSeen
+		for rows.Next() {
+			var ls hub.LastSeen
+			if err := rows.Scan(&ls.UserID, &ls.At); err != nil {
+				return err
+			}
+			got = append(got, ls)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		for _, payload := range encodeLastSeen(got) {
+			b.Queue(`SELECT pg_notify($1, $2)`, s.channel, payload)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	return classify("save last_seen", err)
+}
+
+// classify marks the errors that an outage causes, after which the same
+// change may succeed later, as hub.ErrUnavailable.
+func classify(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "53", "57", "40": // connection, resources, shutdown, serialization or deadlock
+			return fmt.Errorf("%s: %w: %w", what, hub.ErrUnavailable, err)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	// Refused connections, resets, timeouts, a closed pool.
+	return fmt.Errorf("%s: %w: %w", what, hub.ErrUnavailable, err)
+}

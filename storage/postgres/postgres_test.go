@@ -1,0 +1,315 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
+
+	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/pgtest"
+	"github.com/presenced/presenced/storage/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// open opens a store on url, closed when t ends.
+func open(t *testing.T, url string, cfg Config) *Store {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	s, err := Open(context.Background(), url, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) hub.Store { return open(t, pgtest.Schema(t), Config{}) })
+}
+
+func TestMigrationsAreIdempotentAndConcurrent(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			conn, err := pgx.Connect(context.Background(), url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close(context.Background())
+			errs <- Migrate(context.Background(), conn)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("nodes migrating together: %v", err)
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var version int
+	if err := conn.QueryRow(context.Background(), "SELECT version FROM presence_schema_version").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if version != 1 {
+		t.Fatalf("schema version %d, want 1", version)
+	}
+}
+
+func TestNodesVouchTogether(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	a := open(t, url, Config{NodeID: "a"})
+	b := open(t, url, Config{NodeID: "b"})
+	ctx := context.Background()
+	step := func(s *Store, kind hub.OpKind, online bool, vouchers int) {
+		t.Helper()
+		rec, err := s.Apply(ctx, hub.Op{Kind: kind, UserID: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Online != online || rec.Vouchers != vouchers {
+			t.Fatalf("node %s op %d: online %v with %d vouchers, want %v with %d", s.NodeID(), kind, rec.Online, rec.Vouchers, online, vouchers)
+		}
+	}
+	step(a, hub.OpConnect, true, 1)
+	step(b, hub.OpConnect, true, 2)
+	step(a, hub.OpRelease, true, 1) // still connected on b
+	step(b, hub.OpRelease, false, 0)
+}
+
+// feed runs s's feed and collects what it delivers.
+type feed struct {
+	mu      sync.Mutex
+	changes []hub.Change
+	more    chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+func runFeed(t *testing.T, s *Store) *feed {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &feed{more: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		s.Run(ctx, func(c hub.Change) {
+			f.mu.Lock()
+			f.changes = append(f.changes, c)
+			f.mu.Unlock()
+			select {
+			case f.more <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-f.done })
+	return f
+}
+
+// waitFor waits until some delivered change satisfies ok.
+func (f *feed) waitFor(t *testing.T, what string, ok func(hub.Change) bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	seen := 0
+	for {
+		f.mu.Lock()
+		for ; seen < len(f.changes); seen++ {
+			if ok(f.changes[seen]) {
+				f.mu.Unlock()
+				return
+			}
+		}
+		f.mu.Unlock()
+		select {
+		case <-f.more:
+		case <-deadline:
+			t.Fatalf("no %s within 20s", what)
+		}
+	}
+}
+
+func hasRecord(id int64, pred func(hub.Record) bool) func(hub.Change) bool {
+	return func(c hub.Change) bool {
+		for _, r := range c.Records {
+			if r.UserID == id && pred(r) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func TestFeedCarriesChangesBetweenNodes(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	a := open(t, url, Config{NodeID: "a"})
+	b := open(t, url, Config{NodeID: "b"})
+	f := runFeed(t, b)
+	f.waitFor(t, "first snapshot", func(c hub.Change) bool { return c.Snapshot })
+	ctx := context.Background()
+	rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpUpdate, UserID: 5, Username: "alice", Update: hub.StatusUpdate{Busy: ptr(true), WaitTimeSet: true, WaitTime: ptr(15)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(t, "busy record from node a", hasRecord(5, func(r hub.Record) bool {
+		return r.Version == rec.Version && r.Busy && r.WaitTime != nil && *r.WaitTime == 15 && r.Username == "alice" &&
+			r.LastSeen.Equal(rec.LastSeen) && r.CreatedAt.Equal(rec.CreatedAt)
+	}))
+	// A name too long for a NOTIFY payload still reaches the others.
+	long := strings.Repeat("x", 9000)
+	if _, err := a.Apply(ctx, hub.Op{Kind: hub.OpConnect, UserID: 6, Username: long}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(t, "record with a 9000-byte name", hasRecord(6, func(r hub.Record) bool { return r.Username == long && r.Online }))
+	// last_seen flushes travel too.
+	at := rec.LastSeen.Add(time.Minute)
+	if err := a.SaveLastSeen(ctx, []hub.LastSeen{{UserID: 5, At: at}}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(t, "last_seen of user 5", func(c hub.Change) bool {
+		for _, ls := range c.LastSeen {
+			if ls.UserID == 5 && ls.At.Equal(at) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestListenerComesBackAndResyncs(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	a := open(t, url, Config{NodeID: "a"})
+	b := open(t, url, Config{NodeID: "b"})
+	f := runFeed(t, b)
+	f.waitFor(t, "first snapshot", func(c hub.Change) bool { return c.Snapshot })
+	ctx := context.Background()
+	// Drop b's listening connection from the server side.
+	var killed int
+	err := a.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE query = $1`, "LISTEN "+pgx.Identifier{b.channel}.Sanitize()).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminate the listener: %d killed, %v", killed, err)
+	}
+	// A change while nobody listens on b: its NOTIFY is lost to b.
+	rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpConnect, UserID: 9, Username: "missed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(t, "resync carrying the missed change", func(c hub.Change) bool {
+		return c.Snapshot && hasRecord(9, func(r hub.Record) bool { return r.Version >= rec.Version && r.Online })(c)
+	})
+	if err := b.CheckListener(ctx); err != nil {
+		t.Fatalf("listener not back: %v", err)
+	}
+}
+
+func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	fast := Config{LeaseTTL: time.Second, SweepInterval: 200 * time.Millisecond, Grace: 2 * time.Second}
+	cfgA, cfgB, cfgC := fast, fast, fast
+	cfgA.NodeID, cfgB.NodeID, cfgC.NodeID = "a", "b", "c"
+	a := open(t, url, cfgA)
+	c := open(t, url, cfgC)
+	b := open(t, url, cfgB)
+	f := runFeed(t, b)
+	f.waitFor(t, "first snapshot", func(c hub.Change) bool { return c.Snapshot })
+	ctx := context.Background()
+	if _, err := a.Apply(ctx, hub.Op{Kind: hub.OpConnect, UserID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Apply(ctx, hub.Op{Kind: hub.OpConnect, UserID: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// a dies without a word: no renewal, no release.
+	a.stop()
+	<-a.stopped
+	a.pool.Close()
+	died := time.Now()
+	f.waitFor(t, "user 1 offline after node a died", hasRecord(1, func(r hub.Record) bool { return !r.Online }))
+	if took := time.Since(died); took > fast.LeaseTTL+fast.SweepInterval+5*time.Second {
+		t.Fatalf("offline %v after the node died; the bound is lease + sweep", took)
+	}
+	// c stops gracefully: its user stays online for the grace, then not.
+	stopped := time.Now()
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(t, "user 2 offline after node c stopped", hasRecord(2, func(r hub.Record) bool { return !r.Online }))
+	if took := time.Since(stopped); took < fast.Grace-100*time.Millisecond {
+		t.Fatalf("user of a gracefully stopped node offline after %v, before the grace of %v", took, fast.Grace)
+	}
+	var nodes int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM presence_nodes`).Scan(&nodes); err != nil {
+		t.Fatal(err)
+	}
+	if nodes != 1 {
+		t.Fatalf("%d nodes registered after two left; want only b", nodes)
+	}
+}
+
+func TestLostLeaseIsTakenAgain(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	cfg := Config{NodeID: "a", LeaseTTL: 900 * time.Millisecond, SweepInterval: time.Hour}
+	a := open(t, url, cfg)
+	ctx := context.Background()
+	if _, err := a.Apply(ctx, hub.Op{Kind: hub.OpConnect, UserID: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// Another node swept a while a was stalled: its lease and rows are gone.
+	if _, err := a.pool.Exec(ctx, `DELETE FROM presence_nodes WHERE node_id = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpRefresh, UserID: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Online && rec.Vouchers == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease not taken again: %+v", rec)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
+func TestOutageIsUnavailable(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	a := open(t, url, Config{})
+	a.pool.Close() // as good as a database that is gone
+	_, err := a.Apply(context.Background(), hub.Op{Kind: hub.OpConnect, UserID: 1})
+	if !errors.Is(err, hub.ErrUnavailable) {
+		t.Fatalf("apply without a database: %v, want ErrUnavailable", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
