@@ -15,6 +15,9 @@ const (
 	ClosePolicyViolation = 1008
 	// CloseMessageTooBig (1009): a frame over the read limit.
 	CloseMessageTooBig = 1009
+	// CloseTryAgainLater (1013): the storage cannot take the connection
+	// now (too many changes wait for the database); reconnect with backoff.
+	CloseTryAgainLater = 1013
 
 	// CloseSlowConsumer: the client did not read fast enough and its send
 	// queue overflowed; reconnect and resubscribe.

@@ -349,6 +349,11 @@ func writeHubError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, "Server is shutting down")
 	case errors.Is(err, hub.ErrLimit):
 		writeError(w, http.StatusTooManyRequests, err.Error())
+	case errors.Is(err, hub.ErrUnavailable):
+		// Too many changes wait for the database: refuse rather than
+		// acknowledge a change that could be lost.
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "Storage is unavailable; try again later")
 	default:
 		writeError(w, http.StatusInternalServerError, "Internal server error")
 	}

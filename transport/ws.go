@@ -158,6 +158,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, hub.ErrLimit):
 		s.closeNow(ws, CloseTooManyConnections, "too many connections for this user")
 		return
+	case errors.Is(err, hub.ErrUnavailable):
+		s.closeNow(ws, CloseTryAgainLater, "storage is unavailable; try again later")
+		return
 	case err != nil:
 		s.closeNow(ws, CloseGoingAway, "server is shutting down")
 		return
@@ -330,6 +333,9 @@ func (c *conn) handle(data []byte) bool {
 			return c.replyError(msg.ID, err)
 		}
 		st, err := c.s.hub.SetStatus(ctx, c.id.UserID, c.id.Username, up, false)
+		if errors.Is(err, hub.ErrUnavailable) {
+			return c.replyError(msg.ID, errors.New("storage is unavailable; the change was not made, try again later"))
+		}
 		if err != nil {
 			return false
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/presenced/presenced/hub"
 	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/storage/memory"
+	"github.com/presenced/presenced/storage/postgres"
 	"github.com/presenced/presenced/transport"
 	"github.com/presenced/presenced/web"
 )
@@ -79,6 +80,10 @@ type options struct {
 	shutdownDelay   time.Duration
 	logLevel        string
 	logFormat       string
+	databaseURL     string
+	nodeID          string
+	leaseTTL        time.Duration
+	sweepInterval   time.Duration
 }
 
 // parseFlags reads args, with PRESENCE_* environment variables as defaults.
@@ -121,6 +126,10 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "at shutdown, how long /readyz answers 503 before the listener closes, so load balancers stop routing here first")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL: statuses live there, and nodes on one database form a cluster; empty keeps them in memory (DATABASE_URL is read too)")
+	fs.StringVar(&o.nodeID, "node-id", "", "this node's name in the cluster; empty: host name and a random suffix")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 15*time.Second, "a node that stops renewing its lease for this long is dead; its users go offline within lease-ttl + sweep-interval")
+	fs.DurationVar(&o.sweepInterval, "sweep-interval", 5*time.Second, "how often a node looks for dead nodes and expired heartbeats")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" {
@@ -133,7 +142,13 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	if envErr != nil {
 		return o, envErr
 	}
-	return o, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.databaseURL == "" {
+		o.databaseURL = getenv("DATABASE_URL")
+	}
+	return o, nil
 }
 
 func envName(flagName string) string {
@@ -165,15 +180,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
-	h := hub.New(memory.New(), hub.Config{
+	var h *hub.Hub
+	m := metrics.New(func() hub.Stats { return h.Counts() })
+	st, err := openStore(ctx, &o, m, log)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	h = hub.New(st.store, hub.Config{
 		Grace: o.grace, HeartbeatTTL: o.heartbeatTTL, MaxQueueBytes: o.maxQueueBytes,
 		MaxSubscriptions: o.maxSubs, MaxSessionsPerUser: o.maxConnsPerUser,
-		EncodeEvent: transport.EncodeEvent, Logger: log,
+		Feed: st.feed, EncodeEvent: transport.EncodeEvent, Logger: log,
 	})
-	// The store's database and cluster report to m too (hub.StoreObserver).
-	m := metrics.New(h.Counts)
 	tcfg := transport.Config{
-		PingInterval: o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
+		ReadinessChecks: st.checks,
+		PingInterval:    o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
 		MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs,
 		AllowedOrigins: splitList(o.allowedOrigins), AllowAnyOrigin: o.dev,
 		MessagesPerSecond: o.msgRate, MessageBurst: o.msgBurst,
@@ -243,8 +264,52 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if waitErr := srv.Wait(shutdownCtx); err == nil {
 		err = waitErr
 	}
+	// The pool closes last; the lease is left to run out after the grace.
+	if closeErr := st.close(); err == nil {
+		err = closeErr
+	}
 	log.Info("stopped")
 	return err
+}
+
+// storage is the store the hub keeps statuses in, with what comes with
+// it.
+type storage struct {
+	store  hub.Store
+	feed   hub.Feed // nil for one node in memory
+	checks []transport.ReadinessCheck
+	close  func() error
+}
+
+// openStore opens PostgreSQL when a database URL is given, else memory.
+func openStore(ctx context.Context, o *options, m *metrics.Metrics, log *slog.Logger) (storage, error) {
+	if o.databaseURL == "" {
+		return storage{store: memory.New(), close: func() error { return nil }}, nil
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pg, err := postgres.Open(openCtx, o.databaseURL, postgres.Config{
+		NodeID: o.nodeID, LeaseTTL: o.leaseTTL, SweepInterval: o.sweepInterval, Grace: o.grace,
+		Observer: m, Logger: log,
+	})
+	if err != nil {
+		return storage{}, err
+	}
+	log.Info("statuses in PostgreSQL", "node_id", pg.NodeID())
+	return storage{
+		store: pg, feed: pg,
+		checks: []transport.ReadinessCheck{
+			{Name: "database", Check: pg.CheckDatabase},
+			{Name: "listener", Check: pg.CheckListener},
+		},
+		// Close is safe twice: run calls it at the end of a shutdown and
+		// again, deferred, on every way out.
+		close: func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return pg.Close(ctx)
+		},
+	}, nil
 }
 
 // authConfig gathers the keys that verify tokens. In development mode

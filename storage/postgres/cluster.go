@@ -201,7 +201,15 @@ func (s *Store) sweep(ctx context.Context) error {
 	}
 	_, err = s.pool.Exec(ctx, `DELETE FROM presence_nodes n WHERE lease_until <= now()
 		AND NOT EXISTS (SELECT 1 FROM presence_sessions s WHERE s.node_id = n.node_id)`)
-	return err
+	if err != nil || s.cfg.Observer == nil {
+		return err
+	}
+	var live int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM presence_nodes WHERE lease_until > now()`).Scan(&live); err != nil {
+		return err
+	}
+	s.cfg.Observer.ClusterNodes(live)
+	return nil
 }
 
 // refresh applies OpRefresh to each user; the changes reach every node

@@ -53,6 +53,9 @@ type Config struct {
 	// before the node checks that it is still alive; a check that takes
 	// longer than 5s counts as a dead connection. Default 10s.
 	ListenerPing time.Duration
+	// Observer, when set, is told of every write and of the live nodes
+	// found by each sweep, for metrics.
+	Observer hub.StoreObserver
 	// Logger receives the store's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -251,11 +254,15 @@ func (s *Store) load(ctx context.Context, ids []int64) ([]hub.Record, error) {
 // every node with NOTIFY in the same transaction.
 func (s *Store) Apply(ctx context.Context, op hub.Op) (hub.Record, error) {
 	var rec hub.Record
+	start := time.Now()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		rec, err = s.apply(ctx, tx, op)
 		return err
 	})
+	if !errors.Is(err, hub.ErrNotFound) {
+		s.observe("save", start, err)
+	}
 	switch {
 	case errors.Is(err, hub.ErrNotFound):
 		return hub.Record{}, err
@@ -388,6 +395,7 @@ func (s *Store) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
 	if len(seen) == 0 {
 		return nil
 	}
+	start := time.Now()
 	ids := make([]int64, len(seen))
 	ats := make([]time.Time, len(seen))
 	ttls := make([]float64, len(seen))
@@ -423,7 +431,14 @@ func (s *Store) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
+	s.observe("last_seen", start, err)
 	return classify("save last_seen", err)
+}
+
+func (s *Store) observe(op string, start time.Time, err error) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.StoreWrite(op, time.Since(start), err)
+	}
 }
 
 // classify marks the errors that an outage causes, after which the same
