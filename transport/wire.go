@@ -180,11 +180,11 @@ func parseWaitTime(raw json.RawMessage) (*int, error) {
 	}
 	switch {
 	case f < 0:
-		return nil, fmt.Errorf("wait_time must not be negative, got %s", raw)
+		return nil, fmt.Errorf("wait_time must not be negative, got %s", clip(raw))
 	case f != math.Trunc(f):
-		return nil, fmt.Errorf("wait_time must be a whole number of minutes, got %s", raw)
+		return nil, fmt.Errorf("wait_time must be a whole number of minutes, got %s", clip(raw))
 	case f > MaxWaitTime:
-		return nil, fmt.Errorf("wait_time must be at most %d minutes, got %s", MaxWaitTime, raw)
+		return nil, fmt.Errorf("wait_time must be at most %d minutes, got %s", MaxWaitTime, clip(raw))
 	}
 	v := int(f)
 	return &v, nil
@@ -208,7 +208,16 @@ func describe(raw json.RawMessage) string {
 	case 't', 'f':
 		return "a boolean"
 	}
-	return "the number " + string(raw)
+	return "the number " + clip(raw)
+}
+
+// clip shortens a client's value for an error detail, so that a huge
+// input is not echoed back at length.
+func clip(raw []byte) string {
+	if len(raw) > 32 {
+		return string(raw[:32]) + "…"
+	}
+	return string(raw)
 }
 
 // parseUserID reads one user id: a positive decimal integer.
@@ -269,7 +278,7 @@ func parseIDArray(raw json.RawMessage, max int) ([]int64, error) {
 		n := nums[i]
 		if len(n) == 0 || n[0] < '0' || n[0] > '9' {
 			if len(n) > 0 && n[0] == '-' {
-				return 0, fmt.Errorf("user id %s is not a positive integer", n)
+				return 0, fmt.Errorf("user id %s is not a positive integer", clip(n))
 			}
 			return 0, fmt.Errorf("user ids must be numbers, not %s", describe(n))
 		}

@@ -1,0 +1,120 @@
+package transport
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// The fuzz targets check what must hold for any input from the network:
+// no panic, no id that is not a positive integer, no more ids than the
+// limit, no duplicate, and an error detail that stays short and readable
+// whatever the input's size. Seed corpora live in testdata/fuzz; .ci/run
+// fuzzes each target for a fixed time.
+
+const fuzzMaxIDs = 100
+
+// checkIDs checks a parsed id list.
+func checkIDs(t *testing.T, ids []int64, err error) {
+	t.Helper()
+	if err != nil {
+		checkDetail(t, err.Error())
+		return
+	}
+	if len(ids) == 0 || len(ids) > fuzzMaxIDs {
+		t.Fatalf("%d ids accepted, want 1 to %d", len(ids), fuzzMaxIDs)
+	}
+	seen := map[int64]bool{}
+	for _, id := range ids {
+		if id <= 0 {
+			t.Fatalf("id %d accepted", id)
+		}
+		if seen[id] {
+			t.Fatalf("id %d returned twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+// checkDetail checks an error meant for a client: bounded, so that a huge
+// input cannot be echoed back at length.
+func checkDetail(t *testing.T, detail string) {
+	t.Helper()
+	if detail == "" || len(detail) > 400 {
+		t.Fatalf("error detail of %d bytes: %.100q", len(detail), detail)
+	}
+}
+
+func FuzzParseUserIDList(f *testing.F) {
+	f.Fuzz(func(t *testing.T, list string) {
+		ids, err := ParseUserIDList(list, fuzzMaxIDs)
+		checkIDs(t, ids, err)
+		if err == nil {
+			// Parsing what was parsed gives the same ids.
+			var parts []string
+			for _, id := range ids {
+				parts = append(parts, strconv.FormatInt(id, 10))
+			}
+			again, err := ParseUserIDList(strings.Join(parts, ","), fuzzMaxIDs)
+			if err != nil || len(again) != len(ids) {
+				t.Fatalf("re-parsing %v: %v %v", ids, again, err)
+			}
+		}
+	})
+}
+
+func FuzzParseIDArray(f *testing.F) {
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) {
+			return // the decoder hands over only valid JSON values
+		}
+		ids, err := parseIDArray(raw, fuzzMaxIDs)
+		checkIDs(t, ids, err)
+	})
+}
+
+func FuzzDecodeClientMessage(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !utf8.Valid(data) {
+			return // the reader closes with 1007 before decoding
+		}
+		msg, typ, err := DecodeClientMessage(data)
+		if msg.ID != nil {
+			// An id is echoed raw into the answer: it must be a JSON
+			// string or number, never an object that could forge fields.
+			var v any
+			if json.Unmarshal(msg.ID, &v) != nil {
+				t.Fatalf("id %s is not valid JSON", msg.ID)
+			}
+			switch v.(type) {
+			case string, float64:
+			default:
+				t.Fatalf("id %s of type %T kept", msg.ID, v)
+			}
+		}
+		if err != nil {
+			checkDetail(t, err.Error())
+			return
+		}
+		// Every field the handlers read parses or fails cleanly.
+		switch typ {
+		case "subscribe", "unsubscribe":
+			ids, err := parseIDArray(msg.UserIDs, fuzzMaxIDs)
+			checkIDs(t, ids, err)
+		case "set_status":
+			up, err := msg.statusFields.update()
+			if err != nil {
+				checkDetail(t, err.Error())
+				return
+			}
+			if up.Empty() {
+				t.Fatal("an empty update was accepted")
+			}
+			if up.WaitTime != nil && (*up.WaitTime < 0 || *up.WaitTime > MaxWaitTime) {
+				t.Fatalf("wait_time %d accepted", *up.WaitTime)
+			}
+		}
+	})
+}
