@@ -173,8 +173,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		c.msgLimit = rate.NewLimiter(rate.Limit(s.cfg.MessagesPerSecond), s.cfg.MessageBurst)
 	}
 	c.log.Debug("socket open")
+	// The reader gets a goroutine of its own so that this handler returns:
+	// net/http then lets go of the request, its 4 KiB read and write
+	// buffers and a deep stack, which would otherwise stay with every idle
+	// socket for its whole life.
 	s.conns.Go(c.writeLoop)
-	c.readLoop()
+	s.conns.Go(c.readLoop)
 }
 
 func (s *Server) closeNow(ws *websocket.Conn, code int, text string) {
