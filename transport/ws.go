@@ -509,18 +509,27 @@ func (c *conn) writeFrame(msgs []hub.Message) error {
 	if err != nil {
 		return err
 	}
-	sep := byte('[')
+	sep := arrayOpen
 	for _, m := range msgs {
-		if _, err := w.Write([]byte{sep}); err != nil {
+		if _, err := w.Write(sep); err != nil {
 			return err
 		}
 		if _, err := w.Write(m.Data); err != nil {
 			return err
 		}
-		sep = ','
+		sep = arrayComma
 	}
-	if _, err := w.Write([]byte{']'}); err != nil {
+	if _, err := w.Write(arrayClose); err != nil {
 		return err
 	}
 	return w.Close()
 }
+
+// The punctuation of a packed frame, shared so that writing it allocates
+// nothing: a one-byte slice literal passed to Write escapes to the heap,
+// once per event.
+var (
+	arrayOpen  = []byte{'['}
+	arrayComma = []byte{','}
+	arrayClose = []byte{']'}
+)
