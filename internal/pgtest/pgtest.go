@@ -56,8 +56,8 @@ func Schema(t testing.TB) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "t_" + hex.EncodeToString(b)
-	exec(t, base, "CREATE SCHEMA "+name)
-	t.Cleanup(func() { exec(t, base, "DROP SCHEMA "+name+" CASCADE") })
+	execSQL(t, base, "CREATE SCHEMA "+name)
+	t.Cleanup(func() { execSQL(t, base, "DROP SCHEMA "+name+" CASCADE") })
 	return WithSearchPath(base, name)
 }
 
@@ -76,7 +76,7 @@ func WithSearchPath(u, schema string) string {
 	return u + " search_path=" + schema
 }
 
-func exec(t testing.TB, u, sql string) {
+func execSQL(t testing.TB, u, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

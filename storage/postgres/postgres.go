@@ -120,6 +120,8 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger, pool: pool, listenCfg: pcfg.ConnConfig.Copy(), mine: make(map[int64]struct{})}
+	// Named, so that an operator can tell the listening connection apart.
+	s.listenCfg.RuntimeParams["application_name"] = ListenerName(cfg.NodeID)
 	if err := s.init(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -172,6 +174,10 @@ func Migrate(ctx context.Context, conn *pgx.Conn) error {
 	}
 	return nil
 }
+
+// ListenerName is the application_name of the listening connection of
+// the node named nodeID, as pg_stat_activity shows it.
+func ListenerName(nodeID string) string { return "presenced listener " + nodeID }
 
 // NodeID is the name of this node in the database.
 func (s *Store) NodeID() string { return s.cfg.NodeID }

@@ -1,0 +1,552 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/internal/pgtest"
+	"github.com/presenced/presenced/storage/postgres"
+)
+
+// The cluster tests run real presenced processes on one database, so that
+// a node can be killed with SIGKILL. Leases and sweeps are short so that
+// the tests take seconds; the bounds they check are computed from them.
+const (
+	clusterSecret = "cluster-test-secret"
+	leaseTTL      = 2 * time.Second
+	sweepInterval = 500 * time.Millisecond
+	clusterGrace  = time.Second
+	heartbeatTTL  = 2 * time.Second
+	// deadBound is the documented bound on offline events after a node
+	// dies: lease + sweep, with room for a loaded machine.
+	deadBound = leaseTTL + sweepInterval + 5*time.Second
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// presencedBinary builds cmd/presenced once per test run.
+func presencedBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "presenced-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "presenced")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// node is one presenced process.
+type node struct {
+	t      *testing.T
+	id     string
+	cmd    *exec.Cmd
+	addr   string
+	logs   *syncBuffer
+	exited chan struct{} // closed when the process has ended
+}
+
+var listeningRE = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+
+func startNode(t *testing.T, dbURL, name string, extra ...string) *node {
+	t.Helper()
+	// Node ids are unique in the database, which parallel tests share.
+	id := name + "-" + strings.TrimPrefix(regexp.MustCompile(`search_path=\w+`).FindString(dbURL), "search_path=")
+	cmd := exec.Command(presencedBinary(t), append([]string{"-addr", "127.0.0.1:0", "-node-id", id}, extra...)...)
+	cmd.Env = append(os.Environ(),
+		"PRESENCE_JWT_SECRET="+clusterSecret,
+		"DATABASE_URL="+dbURL,
+		"PRESENCE_DATABASE_URL=",
+		"PRESENCE_LEASE_TTL="+leaseTTL.String(),
+		"PRESENCE_SWEEP_INTERVAL="+sweepInterval.String(),
+		"PRESENCE_GRACE="+clusterGrace.String(),
+		"PRESENCE_HEARTBEAT_TTL="+heartbeatTTL.String(),
+		"PRESENCE_LOG_FORMAT=json",
+		"PRESENCE_LOG_LEVEL=info",
+	)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, id: id, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			_, _ = n.logs.Write([]byte(line + "\n"))
+			if m := listeningRE.FindStringSubmatch(line); m != nil {
+				addrc <- m[1]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = cmd.Wait()
+		close(n.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-n.exited
+		if t.Failed() {
+			t.Logf("node %s log:\n%s", id, n.logs)
+		}
+	})
+	select {
+	case n.addr = <-addrc:
+	case <-n.exited:
+		t.Fatalf("node %s exited at start:\n%s", id, n.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node %s did not listen within 30s:\n%s", id, n.logs)
+	}
+	n.waitReady()
+	return n
+}
+
+// waitReady waits until /readyz answers 200.
+func (n *node) waitReady() {
+	n.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code, _ := n.readyz(); code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			code, body := n.readyz()
+			n.t.Fatalf("node %s not ready within 30s: %d %s", n.id, code, body)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
+func (n *node) readyz() (int, string) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + n.addr + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// kill ends the node with SIGKILL: no close frames, no lease release.
+func (n *node) kill() {
+	n.t.Helper()
+	if err := n.cmd.Process.Kill(); err != nil {
+		n.t.Fatal(err)
+	}
+	<-n.exited
+}
+
+// terminate asks the node to stop gracefully and waits for it.
+func (n *node) terminate() {
+	n.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		n.t.Fatal(err)
+	}
+	select {
+	case <-n.exited:
+	case <-time.After(30 * time.Second):
+		n.t.Fatalf("node %s did not stop within 30s after SIGTERM", n.id)
+	}
+}
+
+func token(t *testing.T, userID int64, name string) string {
+	t.Helper()
+	tok, err := auth.NewIssuer([]byte(clusterSecret), time.Hour).Issue(userID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// presence is a presence event as a client reads it.
+type presence struct {
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	IsOnline bool   `json:"is_online"`
+	IsBusy   bool   `json:"is_busy"`
+	WaitTime *int   `json:"wait_time"`
+}
+
+func (p presence) String() string {
+	w := "-"
+	if p.WaitTime != nil {
+		w = fmt.Sprint(*p.WaitTime)
+	}
+	return fmt.Sprintf("%d:%s:online=%t:busy=%t:wait=%s", p.UserID, p.Username, p.IsOnline, p.IsBusy, w)
+}
+
+// client is one WebSocket client; it records the presence events it
+// reads, in order.
+type client struct {
+	t       *testing.T
+	ws      *websocket.Conn
+	mu      sync.Mutex
+	events  []presence
+	replies map[string]int // other messages read, by type
+	closed  error          // why reading stopped
+	more    chan struct{}
+	done    chan struct{}
+}
+
+func dial(t *testing.T, n *node, userID int64, name string) *client {
+	t.Helper()
+	h := http.Header{"Authorization": {"Bearer " + token(t, userID, name)}}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/ws", h)
+	if err != nil {
+		t.Fatalf("dial node %s: %v", n.id, err)
+	}
+	c := &client{t: t, ws: ws, replies: map[string]int{}, more: make(chan struct{}, 1), done: make(chan struct{})}
+	go c.read()
+	t.Cleanup(func() { _ = ws.Close(); <-c.done })
+	return c
+}
+
+func (c *client) read() {
+	defer close(c.done)
+	for {
+		_, data, err := c.ws.ReadMessage()
+		c.mu.Lock()
+		if err != nil {
+			c.closed = err
+			c.mu.Unlock()
+			c.signal()
+			return
+		}
+		var batch []json.RawMessage
+		if len(data) > 0 && data[0] == '[' {
+			_ = json.Unmarshal(data, &batch)
+		} else {
+			batch = []json.RawMessage{data}
+		}
+		for _, raw := range batch {
+			var typ struct {
+				Type string `json:"type"`
+			}
+			_ = json.Unmarshal(raw, &typ)
+			if typ.Type == "presence" {
+				var p presence
+				_ = json.Unmarshal(raw, &p)
+				c.events = append(c.events, p)
+			} else {
+				c.replies[typ.Type]++
+			}
+		}
+		c.mu.Unlock()
+		c.signal()
+	}
+}
+
+func (c *client) signal() {
+	select {
+	case c.more <- struct{}{}:
+	default:
+	}
+}
+
+func (c *client) send(msg string) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// eventsOf returns the events about one user so far.
+func (c *client) eventsOf(userID int64) []presence {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []presence
+	for _, p := range c.events {
+		if p.UserID == userID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// await waits until an event about userID satisfies ok and returns when it
+// arrived.
+func (c *client) await(userID int64, what string, within time.Duration, ok func(presence) bool) time.Time {
+	c.t.Helper()
+	deadline := time.After(within)
+	for {
+		for _, p := range c.eventsOf(userID) {
+			if ok(p) {
+				return time.Now()
+			}
+		}
+		select {
+		case <-c.more:
+		case <-deadline:
+			c.t.Fatalf("no event %s for user %d within %v; events: %v", what, userID, within, c.eventsOf(userID))
+		}
+	}
+}
+
+// closeErr waits until the server closes the socket and returns why.
+func (c *client) closeErr() error {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		c.t.Fatal("socket not closed within 30s")
+	}
+	return c.closed
+}
+
+func online(p presence) bool  { return p.IsOnline }
+func offline(p presence) bool { return !p.IsOnline }
+
+// subscribe watches ids and waits for the snapshot.
+func (c *client) subscribe(ids ...int64) {
+	c.t.Helper()
+	b, _ := json.Marshal(ids)
+	c.request(`{"type":"subscribe","user_ids":`+string(b)+`}`, "subscribed")
+}
+
+// request sends msg and waits for one more reply of type answer.
+func (c *client) request(msg, answer string) {
+	c.t.Helper()
+	c.mu.Lock()
+	before := c.replies[answer]
+	c.mu.Unlock()
+	c.send(msg)
+	deadline := time.After(20 * time.Second)
+	for {
+		c.mu.Lock()
+		n, closed := c.replies[answer], c.closed
+		c.mu.Unlock()
+		if n > before {
+			return
+		}
+		if closed != nil {
+			c.t.Fatalf("socket closed while waiting for %s: %v", answer, closed)
+		}
+		select {
+		case <-c.more:
+		case <-deadline:
+			c.t.Fatalf("no %s within 20s", answer)
+		}
+	}
+}
+
+// rest sends a JSON request with userID's token to n.
+func rest(t *testing.T, n *node, method, path string, userID int64, name, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+n.addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token(t, userID, name))
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestClusterEventsCrossNodesInTheSameOrder(t *testing.T) {
+	db := pgtest.Schema(t)
+	t.Parallel()
+	a := startNode(t, db, "a")
+	b := startNode(t, db, "b")
+	onA := dial(t, a, 1, "watcher-a")
+	onB := dial(t, b, 3, "watcher-b")
+	onA.subscribe(2)
+	onB.subscribe(2)
+
+	alice := dial(t, a, 2, "alice")
+	onB.await(2, "online", 20*time.Second, online)
+	alice.send(`{"type":"set_status","is_busy":true,"wait_time":15}`)
+	onB.await(2, "busy 15", 20*time.Second, func(p presence) bool { return p.IsBusy && p.WaitTime != nil && *p.WaitTime == 15 })
+	// A REST change on the other node comes back to both.
+	if code, body := rest(t, b, http.MethodPut, "/users/me/status", 2, "alice", `{"is_busy":false}`); code != 200 {
+		t.Fatalf("PUT on node b: %d %s", code, body)
+	}
+	onA.await(2, "free", 20*time.Second, func(p presence) bool { return p.IsOnline && !p.IsBusy })
+	onB.await(2, "free", 20*time.Second, func(p presence) bool { return p.IsOnline && !p.IsBusy })
+	// Leaving: offline after the grace (and the REST call's heartbeat),
+	// on both nodes.
+	_ = alice.ws.Close()
+	onA.await(2, "offline", 20*time.Second, offline)
+	onB.await(2, "offline", 20*time.Second, offline)
+	// GET on either node agrees.
+	for _, n := range []*node{a, b} {
+		code, body := rest(t, n, http.MethodGet, "/users/2/presence", 1, "watcher-a", "")
+		if code != 200 || !strings.Contains(body, `"is_online":false`) || !strings.Contains(body, `"username":"alice"`) {
+			t.Fatalf("GET on node %s: %d %s", n.id, code, body)
+		}
+	}
+	if got, want := fmt.Sprint(onB.eventsOf(2)), fmt.Sprint(onA.eventsOf(2)); got != want {
+		t.Fatalf("watchers on two nodes saw different events:\n b: %s\n a: %s", got, want)
+	}
+	want := "[2:alice:online=true:busy=false:wait=- 2:alice:online=true:busy=true:wait=15 2:alice:online=true:busy=false:wait=- 2:alice:online=false:busy=false:wait=-]"
+	if got := fmt.Sprint(onB.eventsOf(2)); got != want {
+		t.Fatalf("events %s\nwant   %s", got, want)
+	}
+}
+
+func TestClusterKilledNodesUsersGoOfflineWithinTheBound(t *testing.T) {
+	db := pgtest.Schema(t)
+	t.Parallel()
+	a := startNode(t, db, "a")
+	b := startNode(t, db, "b")
+	watcher := dial(t, b, 1, "watcher")
+	watcher.subscribe(2, 3, 4)
+	dial(t, a, 2, "two")
+	dial(t, a, 3, "three")
+	dial(t, b, 4, "four") // on the node that lives
+	for _, id := range []int64{2, 3, 4} {
+		watcher.await(id, "online", 20*time.Second, online)
+	}
+	a.kill()
+	killed := time.Now()
+	for _, id := range []int64{2, 3} {
+		at := watcher.await(id, "offline after kill -9", deadBound+10*time.Second, offline)
+		if took := at.Sub(killed); took > deadBound {
+			t.Fatalf("user %d offline %v after node a was killed; bound %v", id, took, deadBound)
+		} else {
+			t.Logf("user %d offline %v after kill -9 (lease %v, sweep %v)", id, took, leaseTTL, sweepInterval)
+		}
+	}
+	if evs := watcher.eventsOf(4); len(evs) != 1 {
+		t.Fatalf("user 4, connected to the live node, got %v", evs)
+	}
+	code, body := rest(t, b, http.MethodGet, "/users/2/presence", 1, "watcher", "")
+	if code != 200 || !strings.Contains(body, `"is_online":false`) {
+		t.Fatalf("GET on node b after a died: %d %s", code, body)
+	}
+}
+
+func TestClusterGracefulStopLetsUsersMoveWithoutFlap(t *testing.T) {
+	db := pgtest.Schema(t)
+	t.Parallel()
+	// A grace long enough to reconnect on a loaded machine.
+	a := startNode(t, db, "a", "-grace", "5s")
+	b := startNode(t, db, "b", "-grace", "5s")
+	watcher := dial(t, b, 1, "watcher")
+	watcher.subscribe(2, 3)
+	alice := dial(t, a, 2, "alice")
+	dial(t, a, 3, "bob") // bob does not come back
+	watcher.await(2, "online", 20*time.Second, online)
+	watcher.await(3, "online", 20*time.Second, online)
+
+	go a.terminate()
+	var ce *websocket.CloseError
+	if err := alice.closeErr(); !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("alice's socket on the stopping node: %v, want close 1001", err)
+	}
+	dial(t, b, 2, "alice") // she reconnects elsewhere within the grace
+	<-a.exited
+	// bob, who did not come back, goes offline after the grace.
+	watcher.await(3, "bob offline", 30*time.Second, offline)
+	// Wait until node a is swept away entirely, then make one more change:
+	// NOTIFYs arrive in commit order, so any event the sweep caused for
+	// alice is in before this one.
+	waitForSQL(t, db, `SELECT count(*) = 0 FROM presence_sessions WHERE node_id = '`+a.id+`'`)
+	if code, body := rest(t, b, http.MethodPut, "/users/me/status", 3, "bob", `{"is_busy":true}`); code != 200 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	watcher.await(3, "bob busy", 20*time.Second, func(p presence) bool { return p.IsBusy })
+	if evs := watcher.eventsOf(2); len(evs) != 1 || !evs[0].IsOnline {
+		t.Fatalf("alice moved nodes within the grace, yet watchers saw %v", evs)
+	}
+}
+
+// waitForSQL waits until query, a single boolean, is true.
+func waitForSQL(t *testing.T, db, query string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, query).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within 30s: %s", query)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
+func TestClusterDroppedListenerStillDeliversTheMissedChange(t *testing.T) {
+	db := pgtest.Schema(t)
+	t.Parallel()
+	a := startNode(t, db, "a")
+	b := startNode(t, db, "b")
+	watcher := dial(t, b, 1, "watcher")
+	watcher.subscribe(5)
+	dial(t, a, 5, "eve")
+	watcher.await(5, "online", 20*time.Second, online)
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var killed int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
+		postgres.ListenerName(b.id)).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminate node b's listener: %d, %v", killed, err)
+	}
+	// Made while b's listener is down or coming back: its NOTIFY may be
+	// lost to b, the resync must bring it.
+	if code, body := rest(t, a, http.MethodPatch, "/users/me/status", 5, "eve", `{"is_busy":true,"wait_time":30}`); code != 200 {
+		t.Fatalf("PATCH on node a: %d %s", code, body)
+	}
+	watcher.await(5, "busy 30 after the listener came back", 30*time.Second, func(p presence) bool {
+		return p.IsBusy && p.WaitTime != nil && *p.WaitTime == 30
+	})
+	if !strings.Contains(b.logs.String(), "listener down; reconnecting") {
+		t.Fatalf("node b never noticed its listener dropped:\n%s", b.logs)
+	}
+	b.waitReady()
+}
