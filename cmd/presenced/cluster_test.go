@@ -172,16 +172,11 @@ func (n *node) kill() {
 	<-n.exited
 }
 
-// terminate asks the node to stop gracefully and waits for it.
+// terminate asks the node to stop gracefully; n.exited says when it has.
 func (n *node) terminate() {
 	n.t.Helper()
 	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		n.t.Fatal(err)
-	}
-	select {
-	case <-n.exited:
-	case <-time.After(30 * time.Second):
-		n.t.Fatalf("node %s did not stop within 30s after SIGTERM", n.id)
 	}
 }
 
@@ -383,11 +378,15 @@ func rest(t *testing.T, n *node, method, path string, userID int64, name, body s
 	return resp.StatusCode, string(b)
 }
 
+// twoNodes starts nodes a and b on a schema of their own.
+func twoNodes(t *testing.T, extra ...string) (db string, a, b *node) {
+	db = pgtest.Schema(t)
+	return db, startNode(t, db, "a", extra...), startNode(t, db, "b", extra...)
+}
+
 func TestClusterEventsCrossNodesInTheSameOrder(t *testing.T) {
-	db := pgtest.Schema(t)
 	t.Parallel()
-	a := startNode(t, db, "a")
-	b := startNode(t, db, "b")
+	_, a, b := twoNodes(t)
 	onA := dial(t, a, 1, "watcher-a")
 	onB := dial(t, b, 3, "watcher-b")
 	onA.subscribe(2)
@@ -425,10 +424,8 @@ func TestClusterEventsCrossNodesInTheSameOrder(t *testing.T) {
 }
 
 func TestClusterKilledNodesUsersGoOfflineWithinTheBound(t *testing.T) {
-	db := pgtest.Schema(t)
 	t.Parallel()
-	a := startNode(t, db, "a")
-	b := startNode(t, db, "b")
+	_, a, b := twoNodes(t)
 	watcher := dial(t, b, 1, "watcher")
 	watcher.subscribe(2, 3, 4)
 	dial(t, a, 2, "two")
@@ -457,11 +454,9 @@ func TestClusterKilledNodesUsersGoOfflineWithinTheBound(t *testing.T) {
 }
 
 func TestClusterGracefulStopLetsUsersMoveWithoutFlap(t *testing.T) {
-	db := pgtest.Schema(t)
 	t.Parallel()
 	// A grace long enough to reconnect on a loaded machine.
-	a := startNode(t, db, "a", "-grace", "5s")
-	b := startNode(t, db, "b", "-grace", "5s")
+	db, a, b := twoNodes(t, "-grace", "5s")
 	watcher := dial(t, b, 1, "watcher")
 	watcher.subscribe(2, 3)
 	alice := dial(t, a, 2, "alice")
@@ -469,19 +464,23 @@ func TestClusterGracefulStopLetsUsersMoveWithoutFlap(t *testing.T) {
 	watcher.await(2, "online", 20*time.Second, online)
 	watcher.await(3, "online", 20*time.Second, online)
 
-	go a.terminate()
+	a.terminate()
 	var ce *websocket.CloseError
 	if err := alice.closeErr(); !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Fatalf("alice's socket on the stopping node: %v, want close 1001", err)
 	}
 	dial(t, b, 2, "alice") // she reconnects elsewhere within the grace
-	<-a.exited
+	select {
+	case <-a.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("node a did not stop within 30s after SIGTERM")
+	}
 	// bob, who did not come back, goes offline after the grace.
 	watcher.await(3, "bob offline", 30*time.Second, offline)
 	// Wait until node a is swept away entirely, then make one more change:
 	// NOTIFYs arrive in commit order, so any event the sweep caused for
 	// alice is in before this one.
-	waitForSQL(t, db, `SELECT count(*) = 0 FROM presence_sessions WHERE node_id = '`+a.id+`'`)
+	pgtest.WaitUntil(t, db, `SELECT count(*) = 0 FROM presence_sessions WHERE node_id = '`+a.id+`'`)
 	if code, body := rest(t, b, http.MethodPut, "/users/me/status", 3, "bob", `{"is_busy":true}`); code != 200 {
 		t.Fatalf("PUT: %d %s", code, body)
 	}
@@ -491,36 +490,9 @@ func TestClusterGracefulStopLetsUsersMoveWithoutFlap(t *testing.T) {
 	}
 }
 
-// waitForSQL waits until query, a single boolean, is true.
-func waitForSQL(t *testing.T, db, query string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var ok bool
-		if err := conn.QueryRow(ctx, query).Scan(&ok); err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within 30s: %s", query)
-		}
-		<-time.After(50 * time.Millisecond)
-	}
-}
-
 func TestClusterDroppedListenerStillDeliversTheMissedChange(t *testing.T) {
-	db := pgtest.Schema(t)
 	t.Parallel()
-	a := startNode(t, db, "a")
-	b := startNode(t, db, "b")
+	db, a, b := twoNodes(t)
 	watcher := dial(t, b, 1, "watcher")
 	watcher.subscribe(5)
 	dial(t, a, 5, "eve")

@@ -89,3 +89,29 @@ func execSQL(t testing.TB, u, sql string) {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
+
+// WaitUntil waits up to 30s until query, which returns one boolean, is
+// true on the database at u.
+func WaitUntil(t testing.TB, u, query string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, query).Scan(&ok); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within 30s: %s", query)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
