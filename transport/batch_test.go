@@ -23,7 +23,7 @@ func TestWriterPacksQueuedEventsIntoOneArrayFrame(t *testing.T) {
 			return
 		}
 		defer ws.Close()
-		c := &conn{s: &Server{cfg: Config{WriteTimeout: 10 * time.Second}}, ws: ws}
+		c := &conn{s: &Server{cfg: Config{WriteTimeout: 10 * time.Second}, obs: nopObserver{}}, ws: ws}
 		ev := func(s string) hub.Message { return hub.Message{Data: []byte(s), Event: true} }
 		err = c.write([]hub.Message{ev(`{"e":1}`), ev(`{"e":2}`), {Data: []byte(`{"r":1}`)}, ev(`{"e":3}`), ev(`{"e":4}`), ev(`{"e":5}`)})
 		if err != nil {

@@ -161,6 +161,7 @@ func (e *env) do(method, path, token string, body string) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	checkAnswer(e.t, e.srv.URL, method, path, token, body, resp, b)
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK && !strings.HasPrefix(ct, "application/json") && method != http.MethodHead {
 		e.t.Errorf("%s %s: %d with Content-Type %q, want JSON", method, path, resp.StatusCode, ct)
 	}

@@ -34,8 +34,8 @@ type opsEnv struct {
 
 // startOps starts a server with cfg; the test's cleanup stops it and
 // waits for every goroutine. Logs are JSON at debug level unless cfg
-// brings its own logger.
-func startOps(t *testing.T, cfg transport.Config) *opsEnv {
+// brings its own logger. Each hook may complete cfg once the hub exists.
+func startOps(t *testing.T, cfg transport.Config, hooks ...func(*hub.Hub, *transport.Config)) *opsEnv {
 	t.Helper()
 	secret := []byte("ops-test-secret-0123456789abcdef")
 	verifier, err := auth.NewVerifier(auth.Config{Secrets: [][]byte{secret}})
@@ -50,6 +50,9 @@ func startOps(t *testing.T, cfg transport.Config) *opsEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- h.Run(ctx) }()
+	for _, hook := range hooks {
+		hook(h, &cfg)
+	}
 	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := verifier.Verify(token)
 		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err

@@ -232,6 +232,7 @@ func (s *Server) routes() chi.Router {
 	r.Get("/ws", s.serveWS)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	r.Get("/openapi.json", serveOpenAPI)
 	if s.cfg.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
 	}
