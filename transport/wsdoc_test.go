@@ -125,6 +125,14 @@ func TestReadmeSocketExamplesMatchTheServer(t *testing.T) {
 		return ws
 	}
 	alice, bob := dial(1), dial(2)
+	// The snapshot example shows bob: wait until his status is stored.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if resp, _ := e.do("GET", "/users/2/presence", e.token(1), nil); resp.StatusCode == http.StatusOK {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("bob's status is not known 10s after he connected: %d", resp.StatusCode)
+		}
+	}
 
 	seen := map[string]bool{}
 	for _, ex := range exchanges {

@@ -105,6 +105,7 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 		t.Fatal("store and cluster series should exist at zero")
 	}
 
+	begin := time.Now()
 	alice, bob := d.devToken(t, 1), d.devToken(t, 2)
 	wsAlice, wsBob := d.dial(t, alice), d.dial(t, bob)
 	if err := wsBob.WriteJSON(map[string]any{"type": "subscribe", "user_ids": []int{1}}); err != nil {
@@ -116,15 +117,22 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 	_ = wsBob.WriteMessage(websocket.TextMessage, []byte(`not json`))
 	readType(t, wsBob, "error")
 
-	start := time.Now()
 	if code := d.request(t, "PUT", "/users/me/status", alice, `{"is_busy":true}`); code != http.StatusOK {
 		t.Fatalf("PUT status: %d", code)
 	}
-	readType(t, wsBob, "presence")
-	took := time.Since(start)
-
-	f = d.waitMetrics(t, "the delivered event", func(f metricstest.Families) bool {
-		return f.Value(t, "presenced_events_sent_total") == 1
+	// Alice's coming online may reach bob too, before or packed with it.
+	for {
+		_, data, err := wsBob.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for alice's busy event: %v", err)
+		}
+		if strings.Contains(string(data), `"is_busy":true`) {
+			break
+		}
+	}
+	f = d.waitMetrics(t, "the delivered events", func(f metricstest.Families) bool {
+		n := f.Value(t, "presenced_events_sent_total")
+		return n >= 1 && float64(f.Count(t, "presenced_event_delivery_seconds")) == n
 	})
 	if f.Value(t, "presenced_connections") != 2 || f.Value(t, "presenced_online_users") != 2 || f.Value(t, "presenced_subscriptions") != 1 {
 		t.Fatalf("gauges: connections %v, online %v, subscriptions %v; want 2, 2, 1",
@@ -135,12 +143,9 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 			t.Errorf("messages of type %s: %v, want %v", kind, v, want)
 		}
 	}
-	if n := f.Count(t, "presenced_event_delivery_seconds"); n != 1 {
-		t.Fatalf("delivery observations: %d, want 1", n)
-	}
-	// The delay is measured from the hub's decision, inside the request.
-	if s := f.Sum(t, "presenced_event_delivery_seconds"); s <= 0 || s > took.Seconds() {
-		t.Fatalf("delivery took %vs, but the whole round trip took %v", s, took)
+	// Each delay is measured from a decision made since the test began.
+	if n, s := float64(f.Count(t, "presenced_event_delivery_seconds")), f.Sum(t, "presenced_event_delivery_seconds"); s <= 0 || s > n*time.Since(begin).Seconds() {
+		t.Fatalf("%v deliveries took %vs in all, within %v", n, s, time.Since(begin))
 	}
 
 	// Refused tokens, on REST and on a socket.
