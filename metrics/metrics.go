@@ -45,9 +45,10 @@ var messageKinds = []string{"subscribe", "unsubscribe", "set_status", "ping", "r
 // counted as "other".
 var closeCodes = []int{
 	transport.CloseGoingAway, transport.CloseUnsupportedData, transport.CloseInvalidPayload,
-	transport.ClosePolicyViolation, transport.CloseMessageTooBig, transport.CloseSlowConsumer,
-	transport.ClosePongTimeout, transport.CloseTokenExpired, transport.CloseBadRequest,
-	transport.CloseInvalidToken, transport.CloseTooManyConnections,
+	transport.ClosePolicyViolation, transport.CloseMessageTooBig, transport.CloseTryAgainLater,
+	transport.CloseSlowConsumer, transport.ClosePongTimeout, transport.CloseTokenExpired,
+	transport.CloseBadRequest, transport.CloseInvalidToken, transport.CloseUserMismatch,
+	transport.CloseTooManyConnections, transport.CloseRateLimited,
 }
 
 // storeOps are the writes a store reports; others get a series when first

@@ -2,6 +2,10 @@ package metrics_test
 
 import (
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strings"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -148,4 +152,29 @@ func BenchmarkEventSent(b *testing.B) {
 			m.EventSent(time.Millisecond)
 		}
 	})
+}
+
+// TestEveryCloseCodeHasItsSeries reads transport's close codes from its
+// source, so that a code added there cannot hide under "other".
+func TestEveryCloseCodeHasItsSeries(t *testing.T) {
+	file, err := parser.ParseFile(token.NewFileSet(), "../transport/closecode.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	ast.Inspect(file, func(n ast.Node) bool {
+		if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Values) == 1 && strings.HasPrefix(vs.Names[0].Name, "Close") {
+			if lit, ok := vs.Values[0].(*ast.BasicLit); ok && lit.Kind == token.INT {
+				codes = append(codes, lit.Value)
+			}
+		}
+		return true
+	})
+	if len(codes) < 10 {
+		t.Fatalf("found only %d close codes in transport/closecode.go", len(codes))
+	}
+	f := metricstest.Scrape(t, serve(t, metrics.New(func() hub.Stats { return hub.Stats{} })))
+	for _, c := range codes {
+		f.Value(t, "presenced_sockets_closed_total", "code", c) // fails the test when missing
+	}
 }
