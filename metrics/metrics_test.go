@@ -5,8 +5,8 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"strings"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
