@@ -1,0 +1,109 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/internal/faultproxy"
+	"github.com/presenced/presenced/internal/pgtest"
+)
+
+// The network between a node and PostgreSQL fails for real here: the
+// node reaches the database through a faultproxy, which drops every byte
+// without closing (a silent partition, half-open connections) or resets
+// every connection. The node must keep its sockets and answer from
+// memory meanwhile, and store every change it acknowledged once the
+// database is reachable again.
+
+// proxiedNode starts a node whose database connections go through a
+// fault proxy, and returns the direct URL for checking the database.
+func proxiedNode(t *testing.T, name string) (direct string, p *faultproxy.Proxy, n *node) {
+	t.Helper()
+	direct = pgtest.Schema(t)
+	u, err := url.Parse(direct)
+	if err != nil {
+		t.Fatalf("the test database URL must be a URL for this test: %v", err)
+	}
+	p, err = faultproxy.Start(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	u.Host = p.Addr()
+	return direct, p, startNode(t, u.String(), name)
+}
+
+// waitReadyz polls /readyz until it answers want, for at most 60s.
+func waitReadyz(t *testing.T, n *node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := n.readyz()
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d %s after 60s, want %d", code, body, want)
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+}
+
+func busy(p presence) bool    { return p.IsBusy }
+func notBusy(p presence) bool { return !p.IsBusy }
+
+func TestDatabasePartitionKeepsServingAndLosesNothing(t *testing.T) {
+	direct, proxy, n := proxiedNode(t, "partition")
+	watcher := dial(t, n, 1, "watcher")
+	watcher.subscribe(2)
+	bob := dial(t, n, 2, "bob")
+	watcher.await(2, "online", 20*time.Second, online)
+
+	proxy.Blackhole()
+	// A change during the partition is acknowledged from memory within the
+	// store timeout and reaches watchers at once.
+	if code, body := rest(t, n, http.MethodPut, "/users/me/status", 2, "bob", `{"is_busy":true,"wait_time":7}`); code != http.StatusOK {
+		t.Fatalf("PUT during the partition: %d %s", code, body)
+	}
+	watcher.await(2, "busy during the partition", 20*time.Second, busy)
+	bob.request(`{"type":"ping"}`, "pong")
+	// The node notices that it cannot reach its database.
+	waitReadyz(t, n, http.StatusServiceUnavailable)
+
+	proxy.Restore()
+	// The acknowledged change reaches the database, and the node is ready.
+	pgtest.WaitUntil(t, direct, `SELECT coalesce(bool_and(busy AND wait_time = 7), false) FROM presence_status WHERE user_id = 2`)
+	waitReadyz(t, n, http.StatusOK)
+	// And it works as before: a new change is stored and delivered.
+	if code, body := rest(t, n, http.MethodPut, "/users/me/status", 2, "bob", `{"is_busy":false}`); code != http.StatusOK {
+		t.Fatalf("PUT after the partition: %d %s", code, body)
+	}
+	watcher.await(2, "not busy after the partition", 20*time.Second, notBusy)
+	pgtest.WaitUntil(t, direct, `SELECT coalesce(bool_and(NOT busy), false) FROM presence_status WHERE user_id = 2`)
+}
+
+func TestDatabaseConnectionsResetAreReopened(t *testing.T) {
+	direct, proxy, n := proxiedNode(t, "reset")
+	watcher := dial(t, n, 1, "watcher")
+	watcher.subscribe(3)
+	dial(t, n, 3, "carol")
+	watcher.await(3, "online", 20*time.Second, online)
+
+	for round := range 3 {
+		proxy.Reset() // every pooled connection and the listener, at once
+		wait := 5 + round
+		if code, body := rest(t, n, http.MethodPut, "/users/me/status", 3, "carol", `{"is_busy":true,"wait_time":`+strconv.Itoa(wait)+`}`); code != http.StatusOK {
+			t.Fatalf("PUT after reset %d: %d %s", round+1, code, body)
+		}
+		watcher.await(3, "the change after reset", 20*time.Second, func(p presence) bool { return p.WaitTime != nil && *p.WaitTime == wait })
+		pgtest.WaitUntil(t, direct, `SELECT coalesce(bool_and(wait_time = `+strconv.Itoa(wait)+`), false) FROM presence_status WHERE user_id = 3`)
+	}
+	waitReadyz(t, n, http.StatusOK)
+	if proxy.Links() == 0 {
+		t.Fatal("the node holds no database connection after the resets")
+	}
+}
+
