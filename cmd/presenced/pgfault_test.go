@@ -106,4 +106,3 @@ func TestDatabaseConnectionsResetAreReopened(t *testing.T) {
 		t.Fatal("the node holds no database connection after the resets")
 	}
 }
-
