@@ -86,9 +86,9 @@ type options struct {
 	sweepInterval   time.Duration
 }
 
-// parseFlags reads args, with PRESENCE_* environment variables as defaults.
-func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
-	var o options
+// newFlags defines every flag into o. The README's configuration table
+// lists each one; a test holds the two together.
+func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(&o.addr, "addr", ":8080", "address to listen on")
@@ -130,6 +130,13 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.StringVar(&o.nodeID, "node-id", "", "this node's name in the cluster; empty: host name and a random suffix")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 15*time.Second, "a node that stops renewing its lease for this long is dead; its users go offline within lease-ttl + sweep-interval")
 	fs.DurationVar(&o.sweepInterval, "sweep-interval", 5*time.Second, "how often a node looks for dead nodes and expired heartbeats")
+	return fs
+}
+
+// parseFlags reads args, with PRESENCE_* environment variables as defaults.
+func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
+	var o options
+	fs := newFlags(&o, output)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" {
