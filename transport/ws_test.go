@@ -19,6 +19,7 @@ func TestSubscribeSnapshotAndBroadcast(t *testing.T) {
 	e := newEnv(t, options{})
 	e.dial(e.token(2, "bob"))
 	watcher := e.dial(e.token(1, "ann"))
+	waitKnown(t, "bob", func() int { return e.do("GET", "/users/2/presence", e.token(1, "ann"), "").status })
 
 	watcher.send(`{"type":"subscribe","user_ids":[2,3],"id":"s1"}`)
 	m := watcher.expect("subscribed")

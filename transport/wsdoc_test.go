@@ -97,6 +97,20 @@ func keysOf(m map[string]any) string {
 	return strings.Join(ks, ",")
 }
 
+// waitKnown polls a GET of a user's presence until it answers 200. A
+// socket's Connect returns before the store has answered, so a user who
+// just connected may not be in a snapshot yet.
+func waitKnown(t *testing.T, who string, get func() int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for code := get(); code != http.StatusOK; code = get() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's status is not known 10s after connecting: %d", who, code)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func decodeJSON(t *testing.T, s string) any {
 	t.Helper()
 	var v any
@@ -126,13 +140,7 @@ func TestReadmeSocketExamplesMatchTheServer(t *testing.T) {
 	}
 	alice, bob := dial(1), dial(2)
 	// The snapshot example shows bob: wait until his status is stored.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if resp, _ := e.do("GET", "/users/2/presence", e.token(1), nil); resp.StatusCode == http.StatusOK {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("bob's status is not known 10s after he connected: %d", resp.StatusCode)
-		}
-	}
+	waitKnown(t, "bob", func() int { resp, _ := e.do("GET", "/users/2/presence", e.token(1), nil); return resp.StatusCode })
 
 	seen := map[string]bool{}
 	for _, ex := range exchanges {
