@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/presenced/presenced/internal/readme"
 	"github.com/presenced/presenced/transport"
 )
 
@@ -20,15 +20,7 @@ import (
 // (events).
 func readmeExamples(t *testing.T) (exchanges [][2]string, events []string) {
 	t.Helper()
-	data, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(data), "### Message examples")
-	if !ok {
-		t.Fatal("README has no \"### Message examples\" section")
-	}
-	_, block, _ := strings.Cut(section, "```text\n")
+	_, block, _ := strings.Cut(readme.Section(t, "### Message examples"), "```text\n")
 	block, _, _ = strings.Cut(block, "```")
 	lines := strings.Split(strings.TrimSpace(block), "\n")
 	for i := 0; i < len(lines); i++ {

@@ -3,26 +3,17 @@ package main
 import (
 	"flag"
 	"io"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/presenced/presenced/internal/readme"
 )
 
 // TestReadmeListsEveryFlag holds the README's configuration table and the
 // flags together: each flag has a row naming its variable and its
 // default, and each row names a flag that exists.
 func TestReadmeListsEveryFlag(t *testing.T) {
-	data, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(data), "### Configuration reference")
-	if !ok {
-		t.Fatal("README has no \"### Configuration reference\" section")
-	}
-	if end := strings.Index(section, "\n#"); end >= 0 {
-		section = section[:end]
-	}
+	section := readme.Section(t, "### Configuration reference")
 	rows := map[string][]string{} // flag name -> environment, default, meaning
 	for _, line := range strings.Split(section, "\n") {
 		if !strings.HasPrefix(line, "| `-") {
