@@ -75,6 +75,7 @@ type options struct {
 	ids      int
 	users    int
 	duration time.Duration
+	rounds   int
 	bare     string
 }
 
@@ -108,6 +109,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.ids, "ids", 100, "rest: user ids per batch presence request")
 	fs.IntVar(&o.users, "users", 1000, "rest: users whose tokens the requests rotate through")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "rest: length of each phase")
+	fs.IntVar(&o.rounds, "rounds", 3, "rest: rounds of batch reads alternating with the bare handler")
 	fs.StringVar(&o.bare, "serve-bare", "", "serve the JSON in this file with a bare net/http handler on a loopback port (started by rest)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -173,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "rest":
 		var r loadgen.RESTResult
 		r, err = loadgen.REST(ctx, cfg, loadgen.RESTParams{
-			IDs: o.ids, Users: o.users, Concurrency: o.concurrency, Duration: o.duration,
+			IDs: o.ids, Users: o.users, Concurrency: o.concurrency, Duration: o.duration, Rounds: o.rounds,
 			Baseline: startBare,
 		})
 		r.Label, r.NoFile = o.label, nofile

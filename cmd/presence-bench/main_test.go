@@ -77,7 +77,7 @@ func TestMeshOverTwoProcesses(t *testing.T) {
 // The bare handler runs in a process of its own.
 func TestRESTAgainstBareProcess(t *testing.T) {
 	var res loadgen.RESTResult
-	bench(t, &res, "-scenario", "rest", "-ids", "10", "-users", "20", "-duration", "200ms", "-quiet")
+	bench(t, &res, "-scenario", "rest", "-ids", "10", "-users", "20", "-duration", "100ms", "-rounds", "2", "-quiet")
 	if res.Presence.Requests == 0 || res.Bare == nil || res.Bare.Requests == 0 || res.PresenceVsBare <= 0 || len(res.Errors) != 0 {
 		t.Fatalf("%+v", res)
 	}

@@ -51,7 +51,9 @@ func (h *Histogram) Record(d time.Duration) {
 	us := d.Microseconds()
 	h.counts[bucketOf(us)].Add(1)
 	h.sum.Add(us)
-	storeMax(&h.max, us)
+	if us > h.max.Load() { // a read is cheap to share; a write is not
+		storeMax(&h.max, us)
+	}
 }
 
 // Merge adds the counts of a histogram that another process recorded.

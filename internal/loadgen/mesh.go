@@ -354,6 +354,9 @@ func (m *mesh) send(ctx context.Context, start time.Time, first int, ks []int, c
 func (m *mesh) receive(w *watcher, frame []byte) {
 	now := time.Now()
 	start := m.start.Load()
+	// Shared counters are touched once per frame, not once per event:
+	// thousands of readers share them.
+	var delivered, dups int64
 	events := scanEvents(frame, func(user, seq int64) {
 		v := int(user - m.cfg.UserBase)
 		j := slices.Index(w.watched, v)
@@ -365,16 +368,22 @@ func (m *mesh) receive(w *watcher, frame []byte) {
 			return
 		}
 		if int32(seq) <= w.last[j] {
-			m.dups.Add(1)
+			dups++
 			return
 		}
 		w.last[j] = int32(seq)
-		m.deliv.Add(1)
+		delivered++
 		m.hist.Record(now.Sub(m.scheduled(*start, v, seq)))
 	})
 	if events {
 		m.frames.Add(1)
-		storeMax(&m.lastAt, now.UnixNano())
+		if delivered > 0 {
+			m.deliv.Add(delivered)
+			storeMax(&m.lastAt, now.UnixNano())
+		}
+		if dups > 0 {
+			m.dups.Add(dups)
+		}
 		return
 	}
 	switch replyType(frame) {
