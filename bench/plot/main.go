@@ -11,6 +11,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -131,10 +132,10 @@ func (m medians) series() []series {
 			}
 			s.pts = append(s.pts, point{x, y})
 		}
-		slices.SortFunc(s.pts, func(a, b point) int { return cmpFloat(a.x, b.x) })
+		slices.SortFunc(s.pts, func(a, b point) int { return cmp.Compare(a.x, b.x) })
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b series) int { return cmpString(a.name, b.name) })
+	slices.SortFunc(out, func(a, b series) int { return cmp.Compare(a.name, b.name) })
 	return out
 }
 
@@ -190,24 +191,4 @@ func throughputChart(runs []result) chart {
 		c.series = append(c.series, series{name: "all delivered", pts: []point{{0, 0}, {hi, hi}}, dashed: true})
 	}
 	return c
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
