@@ -108,6 +108,12 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 	begin := time.Now()
 	alice, bob := d.devToken(t, 1), d.devToken(t, 2)
 	wsAlice, wsBob := d.dial(t, alice), d.dial(t, bob)
+	// The hub takes a socket after its handshake; a pong proves alice's
+	// connection is in, so that her online event cannot reach bob later.
+	if err := wsAlice.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	readType(t, wsAlice, "pong")
 	if err := wsBob.WriteJSON(map[string]any{"type": "subscribe", "user_ids": []int{1}}); err != nil {
 		t.Fatal(err)
 	}

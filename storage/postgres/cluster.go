@@ -143,7 +143,7 @@ func (s *Store) renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaseTTL/3)
 	defer cancel()
 	tag, err := s.pool.Exec(ctx, `UPDATE presence_nodes SET lease_until = now() + $2::interval
-		WHERE node_id = $1 AND lease_until > now()`, s.cfg.NodeID, s.cfg.LeaseTTL)
+		WHERE node_id = $1 AND presence_lease_end(lease_until, lease_ttl) > now()`, s.cfg.NodeID, s.cfg.LeaseTTL)
 	if err != nil || tag.RowsAffected() == 1 {
 		return err
 	}
@@ -155,8 +155,8 @@ func (s *Store) renew(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until) VALUES ($1, now() + $2::interval)
-			ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until`, s.cfg.NodeID, s.cfg.LeaseTTL); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ($1, now() + $2::interval, $2::interval)
+			ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, lease_ttl = EXCLUDED.lease_ttl`, s.cfg.NodeID, s.cfg.LeaseTTL); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO presence_sessions (user_id, node_id) SELECT u, $2 FROM unnest($1::bigint[]) AS u
@@ -182,12 +182,12 @@ func (s *Store) sweep(ctx context.Context) error {
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `
 		SELECT DISTINCT s.user_id FROM presence_sessions s JOIN presence_nodes n USING (node_id)
-		WHERE n.lease_until <= now()
+		WHERE presence_lease_end(n.lease_until, n.lease_ttl) <= now()
 		UNION
 		SELECT p.user_id FROM presence_status p
 		WHERE p.online AND (p.heartbeat_until IS NULL OR p.heartbeat_until <= now())
 		AND NOT EXISTS (SELECT 1 FROM presence_sessions s JOIN presence_nodes n USING (node_id)
-			WHERE s.user_id = p.user_id AND n.lease_until > now())
+			WHERE s.user_id = p.user_id AND presence_lease_end(n.lease_until, n.lease_ttl) > now())
 		LIMIT $1`, sweepBatch)
 	if err != nil {
 		return err
@@ -199,13 +199,13 @@ func (s *Store) sweep(ctx context.Context) error {
 	if err := s.refresh(ctx, ids); err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `DELETE FROM presence_nodes n WHERE lease_until <= now()
+	_, err = s.pool.Exec(ctx, `DELETE FROM presence_nodes n WHERE presence_lease_end(lease_until, lease_ttl) <= now()
 		AND NOT EXISTS (SELECT 1 FROM presence_sessions s WHERE s.node_id = n.node_id)`)
 	if err != nil || s.cfg.Observer == nil {
 		return err
 	}
 	var live int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM presence_nodes WHERE lease_until > now()`).Scan(&live); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM presence_nodes WHERE presence_lease_end(lease_until, lease_ttl) > now()`).Scan(&live); err != nil {
 		return err
 	}
 	s.cfg.Observer.ClusterNodes(live)

@@ -146,8 +146,8 @@ func (s *Store) init(ctx context.Context) error {
 		return fmt.Errorf("current schema: %w", err)
 	}
 	s.channel = "presence:" + schema
-	_, err = conn.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until) VALUES ($1, now() + $2::interval)
-		ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until`, s.cfg.NodeID, s.cfg.LeaseTTL)
+	_, err = conn.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ($1, now() + $2::interval, $2::interval)
+		ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, lease_ttl = EXCLUDED.lease_ttl`, s.cfg.NodeID, s.cfg.LeaseTTL)
 	if err != nil {
 		return fmt.Errorf("register node: %w", err)
 	}
@@ -191,7 +191,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.closed.Do(func() {
 		s.stop()
 		<-s.stopped
-		_, err = s.pool.Exec(ctx, `UPDATE presence_nodes SET lease_until = now() + $2::interval WHERE node_id = $1`,
+		_, err = s.pool.Exec(ctx, `UPDATE presence_nodes SET lease_until = now() + $2::interval, lease_ttl = $2::interval WHERE node_id = $1`,
 			s.cfg.NodeID, s.cfg.Grace)
 		if err != nil {
 			err = fmt.Errorf("release lease: %w", err)
@@ -228,7 +228,7 @@ func (s *Store) LoadAll(ctx context.Context) ([]hub.Record, error) {
 func (s *Store) load(ctx context.Context, ids []int64) ([]hub.Record, error) {
 	q := `SELECT now(), ` + columns + `, coalesce(v.n, 0) FROM presence_status p
 		LEFT JOIN (SELECT s.user_id, count(*) AS n FROM presence_sessions s JOIN presence_nodes n USING (node_id)
-			WHERE n.lease_until > now() GROUP BY s.user_id) v USING (user_id)`
+			WHERE presence_lease_end(n.lease_until, n.lease_ttl) > now() GROUP BY s.user_id) v USING (user_id)`
 	args := []any{}
 	if ids != nil {
 		q += ` WHERE p.user_id = ANY($1)`
@@ -315,7 +315,7 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, op hub.Op) (hub.Record, er
 	case hub.OpConnect:
 		// The node row may have been swept while this node was stalled;
 		// the lease renewal reclaims it.
-		b.Queue(`INSERT INTO presence_nodes (node_id, lease_until) VALUES ($1, now() + $2::interval) ON CONFLICT (node_id) DO NOTHING`,
+		b.Queue(`INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ($1, now() + $2::interval, $2::interval) ON CONFLICT (node_id) DO NOTHING`,
 			s.cfg.NodeID, s.cfg.LeaseTTL)
 		b.Queue(`INSERT INTO presence_sessions (user_id, node_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, op.UserID, s.cfg.NodeID)
 	case hub.OpRelease:
@@ -326,9 +326,9 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, op hub.Op) (hub.Record, er
 	// sees only live ones.
 	b.Queue(`WITH dead AS (
 			DELETE FROM presence_sessions s USING presence_nodes n
-			WHERE s.user_id = $1 AND s.node_id = n.node_id AND n.lease_until <= now())
+			WHERE s.user_id = $1 AND s.node_id = n.node_id AND presence_lease_end(n.lease_until, n.lease_ttl) <= now())
 		SELECT count(*) FROM presence_sessions s JOIN presence_nodes n USING (node_id)
-		WHERE s.user_id = $1 AND n.lease_until > now()`, op.UserID).QueryRow(func(r pgx.Row) error {
+		WHERE s.user_id = $1 AND presence_lease_end(n.lease_until, n.lease_ttl) > now()`, op.UserID).QueryRow(func(r pgx.Row) error {
 		return r.Scan(&vouchers)
 	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {

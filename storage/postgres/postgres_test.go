@@ -74,8 +74,8 @@ func TestMigrationsAreIdempotentAndConcurrent(t *testing.T) {
 	if err := conn.QueryRow(context.Background(), "SELECT version FROM presence_schema_version").Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if version != 1 {
-		t.Fatalf("schema version %d, want 1", version)
+	if version != 2 {
+		t.Fatalf("schema version %d, want 2", version)
 	}
 }
 
@@ -296,7 +296,7 @@ func TestLostLeaseIsTakenAgain(t *testing.T) {
 	// The renewal finds the lease gone, takes it again and writes back
 	// the user it holds.
 	pgtest.WaitUntil(t, url, `SELECT count(*) = 1 FROM presence_sessions s JOIN presence_nodes n USING (node_id)
-		WHERE s.user_id = 3 AND n.node_id = 'a' AND n.lease_until > now()`)
+		WHERE s.user_id = 3 AND n.node_id = 'a' AND presence_lease_end(n.lease_until, n.lease_ttl) > now()`)
 	if rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpRefresh, UserID: 3}); err != nil || !rec.Online || rec.Vouchers != 1 {
 		t.Fatalf("after the lease was taken again: %+v, %v", rec, err)
 	}
