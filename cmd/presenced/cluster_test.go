@@ -522,3 +522,115 @@ func TestClusterDroppedListenerStillDeliversTheMissedChange(t *testing.T) {
 	}
 	b.waitReady()
 }
+
+// TestClusterPostgresRestartMidTrafficLosesNothing restarts PostgreSQL
+// (a private server, so that other tests are not disturbed) while REST
+// changes flow into one node and a watcher listens on the other. Sockets
+// stay open, every change acknowledged during the outage reaches the
+// database when it returns, and the watcher ends at the last state.
+func TestClusterPostgresRestartMidTrafficLosesNothing(t *testing.T) {
+	pg := pgtest.StartPrivate(t)
+	t.Parallel()
+	a := startNode(t, pg.URL, "a")
+	b := startNode(t, pg.URL, "b")
+	users := []int64{10, 11, 12, 13, 14}
+	watcher := dial(t, b, 1, "watcher")
+	watcher.subscribe(users...)
+	sockets := map[int64]*client{}
+	for _, id := range users {
+		sockets[id] = dial(t, a, id, fmt.Sprint("u", id))
+		watcher.await(id, "online", 20*time.Second, online)
+	}
+
+	type state struct {
+		busy bool
+		wait int
+	}
+	acked := map[int64]state{}
+	change := func(i int) {
+		t.Helper()
+		id := users[i%len(users)]
+		st := state{busy: i%2 == 0, wait: i}
+		code, body := rest(t, a, http.MethodPut, "/users/me/status", id, fmt.Sprint("u", id),
+			fmt.Sprintf(`{"is_busy":%t,"wait_time":%d}`, st.busy, st.wait))
+		switch code {
+		case http.StatusOK:
+			if !st.busy {
+				st.wait = -1 // not busy: no wait time
+			}
+			acked[id] = st
+		case http.StatusServiceUnavailable: // refused, not acknowledged: fine
+		default:
+			t.Fatalf("PUT %d: %d %s", i, code, body)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		change(i)
+	}
+	pg.Stop()
+	// The database is down: a node says it is not ready, and keeps
+	// answering from memory.
+	for _, n := range []*node{a, b} {
+		deadline := time.Now().Add(20 * time.Second)
+		for code, _ := n.readyz(); code != http.StatusServiceUnavailable; code, _ = n.readyz() {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s still ready 20s after the database stopped", n.id)
+			}
+			<-time.After(50 * time.Millisecond)
+		}
+	}
+	for i := 20; i < 40; i++ {
+		change(i)
+	}
+	for _, id := range users {
+		sockets[id].request(`{"type":"ping"}`, "pong")
+	}
+	code, body := rest(t, a, http.MethodGet, "/users/presence?user_ids=10,11", 1, "watcher", "")
+	if code != 200 || !strings.Contains(body, `"user_id":10`) {
+		t.Fatalf("a read while the database is down: %d %s", code, body)
+	}
+	pg.Start()
+	for i := 40; i < 50; i++ {
+		change(i)
+	}
+	a.waitReady()
+	b.waitReady()
+
+	// Every acknowledged change is in the database, and the watcher on the
+	// other node ends at it.
+	conn, err := pgx.Connect(context.Background(), pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, id := range users {
+		want := acked[id]
+		watcher.await(id, fmt.Sprintf("final state %+v", want), 30*time.Second, func(p presence) bool {
+			return p.IsOnline && p.IsBusy == want.busy && (want.wait < 0) == (p.WaitTime == nil) && (p.WaitTime == nil || *p.WaitTime == want.wait)
+		})
+		var busy, on bool
+		var wait *int32
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if err := conn.QueryRow(context.Background(), `SELECT busy, wait_time, online FROM presence_status WHERE user_id = $1`, id).Scan(&busy, &wait, &on); err != nil {
+				t.Fatal(err)
+			}
+			if busy == want.busy && on && (wait == nil) == (want.wait < 0) && (wait == nil || int(*wait) == want.wait) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("user %d in the database: busy %v wait %v online %v; last acknowledged %+v", id, busy, wait, on, want)
+			}
+			<-time.After(50 * time.Millisecond)
+		}
+	}
+	// The sockets lived through it all.
+	for _, id := range users {
+		sockets[id].request(`{"type":"ping"}`, "pong")
+	}
+	for _, want := range []string{"store unavailable: answering from memory", "store available again", "listener down; reconnecting"} {
+		if !strings.Contains(a.logs.String(), want) {
+			t.Errorf("node a never logged %q", want)
+		}
+	}
+}
