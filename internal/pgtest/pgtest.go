@@ -76,6 +76,19 @@ func WithSearchPath(u, schema string) string {
 	return u + " search_path=" + schema
 }
 
+// Via returns the connection URL u with its host and port replaced by
+// hostport, so that connections go through a proxy there. u must be a
+// postgres:// URL.
+func Via(t testing.TB, u, hostport string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "postgres" && p.Scheme != "postgresql") {
+		t.Fatalf("%s must be a postgres:// URL to go through a proxy", EnvURL)
+	}
+	p.Host = hostport
+	return p.String()
+}
+
 func execSQL(t testing.TB, u, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

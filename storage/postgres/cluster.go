@@ -57,7 +57,11 @@ func (s *Store) listen(ctx context.Context, deliver func(hub.Change)) (listened 
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return false, fmt.Errorf("listen: %w", err)
 	}
-	all, err := s.load(ctx, nil)
+	// The pool's connections may be as dead as the last listening one
+	// was; a resync must not wait on them forever.
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	all, err := s.load(lctx, nil)
+	cancel()
 	if err != nil {
 		return false, fmt.Errorf("resync: %w", err)
 	}

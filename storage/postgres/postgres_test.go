@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/faultproxy"
 	"github.com/presenced/presenced/internal/pgtest"
 	"github.com/presenced/presenced/storage/storetest"
 )
@@ -233,6 +235,43 @@ func TestListenerComesBackAndResyncs(t *testing.T) {
 		}
 		<-time.After(20 * time.Millisecond)
 	}
+}
+
+func TestSilentListenerIsFoundAndReplaced(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.Start(fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	a := open(t, url, Config{NodeID: "a"})
+	b := open(t, pgtest.Via(t, url, proxy.Addr()), Config{NodeID: "b", ListenerPing: 300 * time.Millisecond})
+	f := runFeed(t, b)
+	f.waitFor(t, "first snapshot", func(c hub.Change) bool { return c.Snapshot })
+	ctx := context.Background()
+
+	// The network drops b's traffic without a word: no FIN, no reset.
+	proxy.Blackhole()
+	lost := time.Now()
+	deadline := lost.Add(20 * time.Second)
+	for b.CheckListener(ctx) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("a silent listening connection went unnoticed for 20s")
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	t.Logf("silent listener found after %v (ping after %v of silence, 5s to answer)", time.Since(lost), 300*time.Millisecond)
+	rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpConnect, UserID: 7, Username: "unheard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Restore()
+	f.waitFor(t, "the change made while b heard nothing", hasRecord(7, func(r hub.Record) bool { return r.Version >= rec.Version && r.Online }))
 }
 
 func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
