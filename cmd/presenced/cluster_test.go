@@ -634,3 +634,27 @@ func TestClusterPostgresRestartMidTrafficLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultDeadNodeBound keeps the defaults within the documented bound:
+// a killed node's users go offline within lease + sweep, at most 30s.
+func TestDefaultDeadNodeBound(t *testing.T) {
+	o, err := parseFlags(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bound := o.leaseTTL + o.sweepInterval; bound > 30*time.Second || bound != 20*time.Second {
+		t.Fatalf("default lease %v + sweep %v = %v; the README promises 20s, at most 30s", o.leaseTTL, o.sweepInterval, bound)
+	}
+	o, err = parseFlags(nil, env(map[string]string{"DATABASE_URL": "postgres://x@h/db"}), io.Discard)
+	if err != nil || o.databaseURL != "postgres://x@h/db" {
+		t.Fatalf("DATABASE_URL not taken: %q, %v", o.databaseURL, err)
+	}
+	o, err = parseFlags(nil, env(map[string]string{"DATABASE_URL": "postgres://x@h/db", "PRESENCE_DATABASE_URL": "postgres://y@h/db"}), io.Discard)
+	if err != nil || o.databaseURL != "postgres://y@h/db" {
+		t.Fatalf("PRESENCE_DATABASE_URL must win over DATABASE_URL: %q, %v", o.databaseURL, err)
+	}
+	o, err = parseFlags([]string{"-database-url", "postgres://z@h/db"}, env(map[string]string{"PRESENCE_DATABASE_URL": "postgres://y@h/db"}), io.Discard)
+	if err != nil || o.databaseURL != "postgres://z@h/db" {
+		t.Fatalf("-database-url must win: %q, %v", o.databaseURL, err)
+	}
+}
