@@ -11,6 +11,15 @@
 // session whose queue is full is closed with [CloseSlowConsumer] instead of
 // being waited for.
 //
+// Nor does it block on its store. [Hub.Run] owns two more goroutines and
+// stops them before it returns: the writer, which takes changes from a
+// bounded queue one at a time, in order, calls the [Store] and posts each
+// answer back to the hub goroutine, which only then broadcasts (so a
+// change is stored before watchers hear of it); and, in a cluster, the
+// [Feed], whose changes from other nodes also reach the hub goroutine as
+// requests. While the store is down the hub decides from memory by the
+// same rule, [Decide], and the writer replays the queue when it returns.
+//
 // The hub knows nothing of HTTP, WebSocket framing or SQL. Transports
 // drive it through [Hub.Connect], [Session] and the request methods;
 // storage implements [Store].

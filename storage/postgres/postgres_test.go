@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // open opens a store on url, closed when t ends.
-func open(t *testing.T, url string, cfg Config) *Store {
+func open(t testing.TB, url string, cfg Config) *Store {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
@@ -348,3 +348,41 @@ func TestOutageIsUnavailable(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkApply measures one change of state: a transaction under the
+// user's row lock, with its NOTIFY, over 100 users.
+func BenchmarkApply(b *testing.B) {
+	s := open(b, pgtest.Schema(b), Config{})
+	ctx := context.Background()
+	busy := false
+	for i := 0; b.Loop(); i++ {
+		busy = !busy
+		op := hub.Op{Kind: hub.OpUpdate, UserID: int64(i%100 + 1), Update: hub.StatusUpdate{Busy: &busy}}
+		if _, err := s.Apply(ctx, op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSaveLastSeen measures one flush of 1000 users' last_seen in
+// one statement; ns/op divided by 1000 is the cost per user.
+func BenchmarkSaveLastSeen(b *testing.B) {
+	s := open(b, pgtest.Schema(b), Config{})
+	ctx := context.Background()
+	batch := make([]hub.LastSeen, 1000)
+	for i := range batch {
+		if _, err := s.Apply(ctx, hub.Op{Kind: hub.OpHeartbeat, UserID: int64(i + 1), HeartbeatTTL: time.Minute}); err != nil {
+			b.Fatal(err)
+		}
+		batch[i] = hub.LastSeen{UserID: int64(i + 1)}
+	}
+	for b.Loop() {
+		now := time.Now()
+		for i := range batch {
+			batch[i].At = now
+		}
+		if err := s.SaveLastSeen(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
