@@ -1,0 +1,194 @@
+// Test helpers: a real presenced process, dev tokens, a TCP proxy that can
+// refuse, cut or freeze connections, and waiting for conditions with a
+// deadline. Nothing here stands in for the server.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let built;
+
+// presencedBinary returns the server binary: $PRESENCED_BIN (the Go test
+// builds it once for every node test file), or one built here.
+export function presencedBinary() {
+  if (process.env.PRESENCED_BIN) return process.env.PRESENCED_BIN;
+  if (!built) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'presenced-bin-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    built = path.join(dir, 'presenced');
+    execFileSync('go', ['build', '-o', built, './cmd/presenced'], { cwd: repoRoot, stdio: 'inherit' });
+  }
+  return built;
+}
+
+// Servers still running when this process ends are killed with it.
+const live = new Set();
+process.on('exit', () => {
+  for (const proc of live) proc.kill('SIGKILL');
+});
+
+// startServer runs presenced in dev mode on a free loopback port (or addr)
+// and resolves once it logs that it listens.
+export function startServer(args = [], { addr = '127.0.0.1:0' } = {}) {
+  const proc = spawn(presencedBinary(), ['-dev', '-addr', addr, '-log-level', 'info', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, PRESENCE_LOG_LEVEL: '' },
+  });
+  live.add(proc);
+  const logs = [];
+  let exited = false;
+  const exit = new Promise((resolve) => proc.on('exit', (code, signal) => {
+    exited = true;
+    live.delete(proc);
+    resolve({ code, signal });
+  }));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error('presenced did not start within 20 s:\n' + logs.join('\n')));
+    }, 20000);
+    let buf = '';
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (chunk) => {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        logs.push(line);
+        let rec;
+        try { rec = JSON.parse(line); } catch { continue; }
+        if (rec.msg === 'listening') {
+          clearTimeout(timer);
+          const url = 'http://' + rec.addr;
+          resolve({
+            url,
+            addr: rec.addr,
+            logs,
+            // stop sends SIGTERM (a graceful shutdown: sockets get 1001)
+            // and waits for the process to end.
+            async stop() {
+              if (!exited) proc.kill('SIGTERM');
+              const t = setTimeout(() => proc.kill('SIGKILL'), 20000);
+              const r = await exit;
+              clearTimeout(t);
+              return r;
+            },
+          });
+        }
+      }
+    });
+    exit.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`presenced exited (${code ?? signal}) before listening:\n${logs.join('\n')}${buf}`));
+    });
+  });
+}
+
+// devToken signs in through the dev endpoint.
+export async function devToken(url, userId, username) {
+  const res = await fetch(url + '/dev/token', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ user_id: userId, username }),
+  });
+  if (!res.ok) throw new Error(`POST /dev/token: ${res.status} ${await res.text()}`);
+  return (await res.json()).access_token;
+}
+
+// startProxy listens on a loopback port and forwards TCP to target
+// (host:port). mode 'refuse' closes new connections at once, as a proxy
+// that blocks WebSockets does; freeze() stops the bytes of the open
+// connections without closing them, as a network that vanished does.
+export function startProxy(target) {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const open = new Set();
+  const proxy = {
+    mode: 'forward',
+    connections: 0, // connections accepted, refused ones included
+    attempts: [], // time (ms) of each accepted connection
+    port: 0,
+    freeze() {
+      for (const pair of open) {
+        for (const s of pair) {
+          s.unpipe();
+          s.pause();
+        }
+      }
+    },
+    // cut closes every open connection at once (a reset, no close frame).
+    cut() {
+      for (const [a, b] of open) {
+        a.destroy();
+        b.destroy();
+      }
+      open.clear();
+    },
+    close() {
+      proxy.cut();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+  const server = net.createServer((client) => {
+    proxy.connections++;
+    proxy.attempts.push(performance.now());
+    if (proxy.mode === 'refuse') {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(port, host);
+    const pair = [client, upstream];
+    open.add(pair);
+    const end = () => {
+      open.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    proxy.port = server.address().port;
+    resolve(proxy);
+  }));
+}
+
+// waitFor polls cond every 20 ms until it returns a truthy value, which it
+// resolves with, or fails after timeoutMs with what.
+export async function waitFor(cond, what, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+// nextEvent resolves with the arguments of the first event of client that
+// satisfies pred, or fails after timeoutMs.
+export function nextEvent(client, event, pred = () => true, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for a ${event} event`));
+    }, timeoutMs);
+    const off = client.on(event, (...args) => {
+      if (!pred(...args)) return;
+      clearTimeout(timer);
+      off();
+      resolve(args);
+    });
+  });
+}
+
+// sleep is for the few tests that must show that something does NOT
+// happen within a span; never for waiting on something that does.
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
