@@ -319,6 +319,14 @@ describe('against a live server', () => {
     hana.connect();
     await hana.subscribe([9]);
     await connected(hana);
+    // A live but idle socket answers its pings: it must not be taken for
+    // dead, over many ping rounds.
+    let drops = 0;
+    const off = hana.on('transport', (tr) => { if (tr === Transport.NONE) drops++; });
+    await sleep(2000);
+    off();
+    assert.equal(drops, 0, 'a healthy idle socket was dropped');
+    assert.equal(proxy.connections, 1);
     // The path goes silent without a close, as when a phone loses its
     // network; new connections still get through.
     proxy.freeze();
@@ -374,9 +382,12 @@ describe('against a live server', () => {
     bob.connect();
     await bob.subscribe([1]);
 
+    // Every REST call of alice's is counted on its way to the real fetch.
+    let restCalls = 0;
     const alice = client({
       url: hb.url, wsUrl: `ws://127.0.0.1:${proxy.port}/ws`, token: alice1, tokenIn: 'header',
       fallbackAfter: 2, pollIntervalMs: 200, heartbeatIntervalMs: 400, backoffMaxMs: 1000,
+      fetch: (url, init) => { restCalls++; return fetch(url, init); },
     });
     const transports = [];
     alice.on('transport', (tr) => transports.push(tr));
@@ -408,6 +419,11 @@ describe('against a live server', () => {
     // by herself, and events arrive over it.
     proxy.mode = 'forward';
     await connected(alice, Transport.WEBSOCKET);
+    assert.deepEqual(transports, [Transport.POLLING, Transport.WEBSOCKET]);
+    // Polling has stopped: no REST call over five poll intervals.
+    const calls = restCalls;
+    await sleep(1000);
+    assert.equal(restCalls, calls, 'still polling on the socket');
     assert.deepEqual(transports, [Transport.POLLING, Transport.WEBSOCKET]);
     const ev = nextEvent(alice, 'presence', (p) => p.user_id === 2 && !p.is_busy);
     await bob.setStatus({ is_busy: false });
