@@ -4,6 +4,7 @@
 
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -192,3 +193,62 @@ export function nextEvent(client, event, pred = () => true, timeoutMs = 10000) {
 // sleep is for the few tests that must show that something does NOT
 // happen within a span; never for waiting on something that does.
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// startHttpProxy is an HTTP proxy as browsers use one: it forwards plain
+// requests, and tunnels CONNECT (which Chromium uses for every WebSocket
+// through a proxy) unless blocked, when it answers 403 as a proxy that
+// forbids WebSockets does.
+export function startHttpProxy() {
+  const sockets = new Set();
+  const proxy = { blocked: true, tunnels: 0, refused: 0, requests: 0, port: 0 };
+  const server = http.createServer((req, res) => {
+    proxy.requests++;
+    let u;
+    try {
+      u = new URL(req.url);
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
+    const headers = { ...req.headers };
+    delete headers['proxy-connection'];
+    const up = http.request({ host: u.hostname, port: u.port, method: req.method, path: u.pathname + u.search, headers }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.writeHead(502).end());
+    req.pipe(up);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('connect', (req, socket, head) => {
+    const [host, port] = [req.url.slice(0, req.url.lastIndexOf(':')), Number(req.url.slice(req.url.lastIndexOf(':') + 1))];
+    // Only the loopback server is ever a destination: nothing leaves the machine.
+    if (proxy.blocked || (host !== '127.0.0.1' && host !== 'localhost')) {
+      proxy.refused++;
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    proxy.tunnels++;
+    const up = net.connect(port, host, () => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    const end = () => { socket.destroy(); up.destroy(); };
+    up.on('error', end).on('close', end);
+    socket.on('error', end).on('close', end);
+  });
+  proxy.close = () => {
+    for (const s of sockets) s.destroy();
+    return new Promise((resolve) => server.close(resolve));
+  };
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    proxy.port = server.address().port;
+    proxy.url = 'http://127.0.0.1:' + proxy.port;
+    resolve(proxy);
+  }));
+}
