@@ -66,6 +66,12 @@ export interface Timings {
   fallbackAfter?: number;
   /** Most ids per subscribe message or poll request (the server's -max-ids). Default 100. */
   maxIdsPerRequest?: number;
+  /**
+   * With a token function, a socket's JWT is refreshed this long before its
+   * exp (or halfway, for a shorter token), so the server does not close the
+   * socket with 4002. Default 60000.
+   */
+  refreshBeforeMs?: number;
 }
 
 export declare const defaults: Readonly<Required<Timings>>;
@@ -151,6 +157,8 @@ export declare class PresenceClient {
 }
 
 export declare function shouldReconnect(code: number): boolean;
+/** The exp of a JWT in ms since the epoch; 0 when there is none. */
+export declare function tokenExpiry(token: string): number;
 export declare function decodeFrame(text: string): Array<{ type: string; [k: string]: unknown }>;
 export declare function backoffDelay(
   attempt: number,

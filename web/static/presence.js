@@ -33,6 +33,7 @@ export const defaults = Object.freeze({
   heartbeatIntervalMs: 30000,
   fallbackAfter: 2,
   maxIdsPerRequest: 100,
+  refreshBeforeMs: 60000,
 });
 
 /** An error from the server or from the client's own checks. */
@@ -132,6 +133,22 @@ function chunks(list, size) {
   const out = [];
   for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
   return out;
+}
+
+/**
+ * tokenExpiry returns the exp of a JWT in milliseconds since the epoch, or
+ * 0 when the token is not a JWT with an exp (then it is never refreshed
+ * ahead of time; the server's close 4002 still leads to a reconnect).
+ * @param {string} token
+ */
+export function tokenExpiry(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const exp = JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4))).exp;
+    return typeof exp === 'number' && exp > 0 ? exp * 1000 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function isReactNative() {
@@ -481,6 +498,7 @@ export class PresenceClient {
     }
     this._ws = ws;
     this._wsReady = false;
+    this._wsTokenExp = tokenExpiry(token);
     // A socket must open and be answered in time: a proxy that accepts the
     // connection and then swallows it is as blocked as one that refuses.
     this._setTimer('connect', this._t.connectTimeoutMs, () => this._dropSocket(ws, 'no answer from the server in time'));
@@ -519,6 +537,7 @@ export class PresenceClient {
     this._clearTimer('connect');
     this._clearTimer('ping');
     this._clearTimer('pong');
+    this._clearTimer('refresh');
     const lost = new PresenceError('the connection closed before the answer', { lost: true });
     for (const r of this._requests.values()) {
       clearTimeout(r.timer);
@@ -563,6 +582,40 @@ export class PresenceClient {
     this._setTransport(Transport.WEBSOCKET);
     this._setState(State.CONNECTED);
     this._setTimer('ping', this._t.pingIntervalMs, () => this._ping(), true);
+    this._scheduleRefresh(this._wsTokenExp);
+  }
+
+  // _scheduleRefresh plans to hand the socket a newer token before the one
+  // it holds expires (the server closes it with 4002 at exp). Only a token
+  // function can give a newer token.
+  _scheduleRefresh(expMs) {
+    this._clearTimer('refresh');
+    if (typeof this._token !== 'function' || !expMs) return;
+    const left = expMs - Date.now();
+    const ahead = Math.min(this._t.refreshBeforeMs, left / 2);
+    this._setTimer('refresh', Math.max(0, left - ahead), () => this._refresh(expMs));
+  }
+
+  async _refresh(oldExp) {
+    if (!this._wsReady) return;
+    const ws = this._ws;
+    let token;
+    try {
+      token = await this._resolveToken();
+    } catch (err) {
+      this._emit('error', new PresenceError('token function failed', { cause: err }));
+      return;
+    }
+    const exp = tokenExpiry(token);
+    // The same token again would only ask again, sooner and sooner; let
+    // the server close at exp and reconnect with whatever comes then.
+    if (this._ws !== ws || !(exp > oldExp)) return;
+    try {
+      const r = await this._request({ type: 'refresh', token });
+      this._scheduleRefresh(Date.parse(r.expires_at) || exp);
+    } catch (err) {
+      if (!err.lost) this._emit('error', err);
+    }
   }
 
   // _ping asks for a pong: a socket whose peer vanished without a close
@@ -807,6 +860,8 @@ export class PresenceClient {
   _pollFailed(err) {
     if (!this._polling) return;
     this._emit('error', err);
-    this._lost();
+    // A server that answers (a 429, say) is still there; one that does not,
+    // or fails, is not.
+    if (err.status === undefined || err.status >= 500) this._lost();
   }
 }

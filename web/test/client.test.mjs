@@ -7,9 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 
 import {
-  PresenceClient, PresenceError, State, Transport, backoffDelay, decodeFrame, defaults, shouldReconnect,
+  PresenceClient, PresenceError, State, Transport, backoffDelay, decodeFrame, shouldReconnect, tokenExpiry,
 } from '../static/presence.js';
-import { devToken, nextEvent, sleep, startProxy, startServer, waitFor } from './helpers.mjs';
+import { devToken, nextEvent, signToken, sleep, startProxy, startServer, waitFor } from './helpers.mjs';
 
 // Every test has a deadline: a hang is a failure, not a stuck run.
 const it = (name, fn) => test(name, { timeout: 30000 }, fn);
@@ -66,6 +66,13 @@ describe('pure helpers', () => {
     const t = { backoffInitialMs: 100, backoffMaxMs: 1000, backoffFactor: 2 };
     assert.deepEqual([0, 1, 2, 3, 4, 9].map((n) => backoffDelay(n, t, () => 0)), [50, 100, 200, 400, 500, 500]);
     assert.deepEqual([0, 1, 2, 3, 4].map((n) => backoffDelay(n, t, () => 0.999999)).map(Math.round), [100, 200, 400, 800, 1000]);
+  });
+
+  it('tokenExpiry reads a JWT\'s exp, and 0 from anything else', () => {
+    assert.equal(tokenExpiry(signToken('k', { sub: '1', exp: 1700000000 })), 1700000000 * 1000);
+    assert.equal(tokenExpiry(signToken('k', { sub: '1' })), 0);
+    assert.equal(tokenExpiry('opaque-token'), 0);
+    assert.equal(tokenExpiry('a.%%%.c'), 0);
   });
 
   it('bad options are refused with a message', () => {
@@ -429,6 +436,37 @@ describe('against a live server', () => {
     await bob.setStatus({ is_busy: false });
     await ev;
     assert.equal(alice.transport, Transport.WEBSOCKET);
+  });
+
+  it('refreshes the socket\'s token before it expires, so the socket lives on', async (t) => {
+    t.after(closeAll);
+    const secret = 'a test secret that is long enough for HS256';
+    // No leeway: the server closes a socket with 4002 right at its token's exp.
+    const s = await startServer(['-jwt-secret', secret, '-jwt-leeway', '0s']);
+    t.after(() => s.stop());
+    const proxy = await startProxy(s.addr);
+    t.after(() => proxy.close());
+    let issued = 0;
+    const alice = client({
+      url: s.url, wsUrl: `ws://127.0.0.1:${proxy.port}/ws`, tokenIn: 'header', fallbackAfter: Infinity,
+      // Tokens that live 3 s: refreshed halfway through their life.
+      token: () => {
+        issued++;
+        return signToken(secret, { sub: '1', username: 'alice', exp: Math.floor(Date.now() / 1000) + 3 });
+      },
+    });
+    const errors = [];
+    alice.on('error', (e) => errors.push(e));
+    let drops = 0;
+    alice.on('transport', (tr) => { if (tr === Transport.NONE) drops++; });
+    alice.connect();
+    await connected(alice);
+    // Four tokens take longer than one token's life.
+    await waitFor(() => issued >= 4, 'three refreshes', 15000);
+    await alice.setStatus({ is_busy: true });
+    assert.equal(drops, 0, 'the socket closed: its token ran out');
+    assert.equal(proxy.connections, 1);
+    assert.deepEqual(errors, []);
   });
 
   it('reconnects to a restarted server with a fresh token from the token function', async (t) => {

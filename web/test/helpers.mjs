@@ -3,6 +3,7 @@
 // deadline. Nothing here stands in for the server.
 
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -251,4 +252,11 @@ export function startHttpProxy() {
     proxy.url = 'http://127.0.0.1:' + proxy.port;
     resolve(proxy);
   }));
+}
+
+// signToken makes an HS256 JWT, as an app's auth server would.
+export function signToken(secret, claims) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = b64({ alg: 'HS256', typ: 'JWT' }) + '.' + b64(claims);
+  return body + '.' + createHmac('sha256', secret).update(body).digest('base64url');
 }
