@@ -65,6 +65,10 @@ type Config struct {
 	// MaxIDsPerRequest caps the ids in GET /users/presence and in one
 	// subscribe message. Default 100.
 	MaxIDsPerRequest int
+	// MaxBadMessages closes a socket with 4400 after this many invalid
+	// messages in a row (each is answered with an error first); a valid
+	// message starts the count again. Zero means no limit.
+	MaxBadMessages int
 	// AllowedOrigins lists the browser origins (scheme://host[:port])
 	// besides the server's own that may open a socket. Requests without
 	// an Origin header (native apps) are always allowed.

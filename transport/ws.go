@@ -108,6 +108,7 @@ type conn struct {
 	// Owned by the reader.
 	msgLimit *rate.Limiter // nil: no limit
 	strikes  int           // messages dropped since the last warning
+	badRun   int           // invalid messages since the last valid one
 	warnedAt time.Time     // when the client was last told it is over the limit
 
 	// closeCode and closeText are set by the reader before readerDone is
@@ -235,8 +236,12 @@ func (c *conn) readLoop() {
 		if !c.allowMessage() {
 			return
 		}
+		bad := c.badRun
 		if !c.handle(data) {
 			return
+		}
+		if c.badRun == bad {
+			c.badRun = 0
 		}
 	}
 }
@@ -338,7 +343,8 @@ func (c *conn) handle(data []byte) bool {
 		}
 		st, err := c.s.hub.SetStatus(ctx, c.id.UserID, c.id.Username, up, false)
 		if errors.Is(err, hub.ErrUnavailable) {
-			return c.replyError(msg.ID, errors.New("storage is unavailable; the change was not made, try again later"))
+			// Not the client's fault: answered without counting as a bad message.
+			return c.send(encode(simpleReply{Type: "error", ID: msg.ID, Detail: "storage is unavailable; the change was not made, try again later"}))
 		}
 		if err != nil {
 			return false
@@ -382,9 +388,19 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// replyError answers a bad message; the connection lives on.
+// replyError answers a bad message; the connection lives on, unless the
+// client has sent nothing but bad messages for MaxBadMessages in a row:
+// such a client is broken, and answering it forever only feeds its loop.
 func (c *conn) replyError(id json.RawMessage, err error) bool {
-	return c.send(encode(simpleReply{Type: "error", ID: id, Detail: err.Error()}))
+	if !c.send(encode(simpleReply{Type: "error", ID: id, Detail: err.Error()})) {
+		return false
+	}
+	c.badRun++
+	if limit := c.s.cfg.MaxBadMessages; limit > 0 && c.badRun >= limit {
+		c.closeCode, c.closeText = CloseBadRequest, fmt.Sprintf("%d invalid messages in a row", c.badRun)
+		return false
+	}
+	return true
 }
 
 // send queues a reply; a full queue ends the connection as a slow consumer.

@@ -309,3 +309,27 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 		}
 	}
 }
+
+func TestARunOfBadMessagesClosesWith4400(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{MaxBadMessages: 3}})
+	c := e.dial(e.token(1, "a"))
+	// Bad messages with good ones between never add up.
+	for i := 0; i < 4; i++ {
+		c.send(`{"type":"dance"}`)
+		c.expect("error")
+		c.send(`{"type":"dance"}`)
+		c.expect("error")
+		c.send(`{"type":"ping"}`)
+		c.expect("pong")
+	}
+	// Three in a row: each answered, then the close.
+	for i := 0; i < 3; i++ {
+		c.send(`{"type":"subscribe","user_ids":"x"}`)
+	}
+	for i := 0; i < 3; i++ {
+		c.expect("error")
+	}
+	if code := c.closed(); code != transport.CloseBadRequest {
+		t.Fatalf("close code %d, want %d", code, transport.CloseBadRequest)
+	}
+}

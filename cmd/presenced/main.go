@@ -67,6 +67,7 @@ type options struct {
 	maxConnsPerUser int
 	maxQueueBytes   int
 	msgRate         float64
+	maxBadMessages  int
 	msgBurst        int
 	reqRate         float64
 	reqBurst        int
@@ -114,6 +115,7 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 256<<10, "send queue per socket; a client that falls further behind is closed with 4000")
 	fs.Float64Var(&o.msgRate, "max-messages-per-second", 20, "steady rate of messages one socket may send; over it: an error, then close 4429 (0: no limit)")
 	fs.IntVar(&o.msgBurst, "message-burst", 40, "messages one socket may send at once above the steady rate")
+	fs.IntVar(&o.maxBadMessages, "max-bad-messages", 10, "invalid messages in a row (each answered with an error) before a socket is closed with 4400 (0: no limit)")
 	fs.Float64Var(&o.reqRate, "max-requests-per-second", 10, "steady rate of REST requests of one user; over it: 429 with Retry-After (0: no limit)")
 	fs.IntVar(&o.reqBurst, "request-burst", 20, "REST requests one user may make at once above the steady rate")
 	fs.Float64Var(&o.ipSocketRate, "max-sockets-per-second-per-ip", 5, "steady rate of new sockets from one address (IPv6: one /64); over it: 429 with Retry-After (0: no limit)")
@@ -204,7 +206,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		PingInterval:    o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
 		MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs,
 		AllowedOrigins: splitList(o.allowedOrigins), AllowAnyOrigin: o.dev,
-		MessagesPerSecond: o.msgRate, MessageBurst: o.msgBurst,
+		MessagesPerSecond: o.msgRate, MessageBurst: o.msgBurst, MaxBadMessages: o.maxBadMessages,
 		RequestsPerSecond: o.reqRate, RequestBurst: o.reqBurst,
 		SocketsPerSecondPerIP: o.ipSocketRate, SocketBurstPerIP: o.ipSocketBurst,
 		SocketsPerSecond: o.socketRate, SocketBurst: o.socketBurst, ClientIPHeader: o.clientIPHeader,
