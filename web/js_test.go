@@ -55,11 +55,12 @@ func TestStaticFiles(t *testing.T) {
 	}
 }
 
-// TestClientNode runs the client's own tests (web/test/client.test.mjs)
-// under Node's test runner, against a real presenced.
+// TestClientNode runs the client's own tests under Node's test runner:
+// web/test/client.test.mjs against a real presenced, and
+// web/test/types.test.mjs, which checks presence.d.ts with tsc.
 func TestClientNode(t *testing.T) {
-	node := requireNode(t, "ws")
-	runNode(t, node, "test/client.test.mjs", 5*time.Minute)
+	node := requireNode(t, "ws", "typescript")
+	runNode(t, node, 5*time.Minute, "test/client.test.mjs", "test/types.test.mjs")
 }
 
 // TestDemoChromium runs the demo page end to end in headless Chromium
@@ -73,7 +74,7 @@ func TestDemoChromium(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		unavailable(t, "no Chromium at "+chromium+" (apt-get install chromium)")
 	}
-	runNode(t, node, "test/demo.e2e.test.mjs", 5*time.Minute)
+	runNode(t, node, 5*time.Minute, "test/demo.e2e.test.mjs")
 }
 
 // unavailable skips a test that needs something this machine lacks, or
@@ -111,14 +112,15 @@ func requireNode(t *testing.T, packages ...string) string {
 	return node
 }
 
-// runNode builds presenced and runs one node test file with it. Node's
-// report is logged; the test fails when node does.
-func runNode(t *testing.T, node, file string, timeout time.Duration) {
+// runNode builds presenced and runs node test files with it. Node's report
+// is logged; the test fails when node does.
+func runNode(t *testing.T, node string, timeout time.Duration, files ...string) {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		unavailable(t, "the go command is not on PATH, so presenced cannot be built")
 	}
+	trackInputs(t)
 	bin := filepath.Join(t.TempDir(), "presenced")
 	build := exec.Command(goTool, "build", "-o", bin, "./cmd/presenced")
 	build.Dir = ".."
@@ -128,7 +130,8 @@ func runNode(t *testing.T, node, file string, timeout time.Duration) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", file)
+	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-reporter=spec"}, files...)...)
+	file := strings.Join(files, " ")
 	cmd.Env = append(os.Environ(), "PRESENCED_BIN="+bin, "FORCE_COLOR=0", "NO_COLOR=1")
 	// Node, the servers and browsers it starts share a process group, so
 	// that a timeout ends them all.
@@ -149,5 +152,34 @@ func runNode(t *testing.T, node, file string, timeout time.Duration) {
 	// A run that executed nothing has shown nothing.
 	if m := regexp.MustCompile(`(?m)^ℹ pass (\d+)$`).FindSubmatch(out.Bytes()); m == nil || string(m[1]) == "0" {
 		t.Fatalf("node --test %s passed no test", file)
+	}
+}
+
+// trackInputs stats every file that node and the server built for it read,
+// so that go test's cache, which sees only this process's file accesses,
+// runs these tests again when any of them changes: the module's Go
+// sources, the client, the demo, the node tests and the lock file.
+func trackInputs(t *testing.T) {
+	t.Helper()
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "node_modules", "docs", "testdata":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".mod", ".sum", ".js", ".mjs", ".ts", ".html", ".css", ".json", ".sql":
+			_, err := os.Stat(path)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("listing the test's inputs: %v", err)
 	}
 }

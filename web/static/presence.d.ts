@@ -76,20 +76,26 @@ export interface Timings {
 
 export declare const defaults: Readonly<Required<Timings>>;
 
-/** A WebSocket constructor: the platform's, or one passed in (tests, polyfills). */
+/**
+ * What the client needs of a WebSocket: the browser's, React Native's or
+ * Node's ws. The client sets the four handlers itself (message events carry
+ * data, close events code and reason), so their types are left open for
+ * every platform's to fit.
+ */
 export interface WebSocketLike {
   readyState: number;
-  onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: { data: any }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: any) => void) | null;
+  onopen: any;
+  onmessage: any;
+  onclose: any;
+  onerror: any;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
+/** A WebSocket constructor; the third argument (headers) is React Native's and ws's. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: { headers?: Record<string, string> }) => WebSocketLike;
 
 export type FetchLike = (url: string, init: {
-  method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal;
+  method: string; headers: Record<string, string>; body?: string; signal?: any;
 }) => Promise<{ ok: boolean; status: number; text(): Promise<string> }>;
 
 export interface PresenceClientOptions extends Timings {

@@ -1,0 +1,31 @@
+// presence.d.ts against presence.js: every export is declared, and an
+// app's typical use type-checks under tsc --strict (test/types/usage.ts).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import * as presence from '../static/presence.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+test('presence.d.ts declares exactly what presence.js exports', () => {
+  const dts = readFileSync(path.join(here, '..', 'static', 'presence.d.ts'), 'utf8');
+  const declared = [...dts.matchAll(/^export declare (?:class|function|const) (\w+)/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(declared, Object.keys(presence).sort());
+});
+
+test('an app\'s use of the client type-checks under tsc --strict', { timeout: 120000 }, () => {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  try {
+    execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext',
+      '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--skipLibCheck', path.join(here, 'types', 'usage.ts')],
+    { encoding: 'utf8', stdio: 'pipe' });
+  } catch (err) {
+    assert.fail(`tsc found errors:\n${err.stdout}${err.stderr}`);
+  }
+});

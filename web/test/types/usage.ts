@@ -1,0 +1,56 @@
+// Compiled (never run) by types.test.mjs with tsc --strict: an app's use
+// of presence.js must type-check against presence.d.ts, and misuse must not.
+import {
+  PresenceClient, PresenceError, State, Transport, backoffDelay, decodeFrame, defaults, shouldReconnect, tokenExpiry,
+} from '../../static/presence.js';
+import type { Presence, StateName, TransportName, UserStatus } from '../../static/presence.js';
+
+const client = new PresenceClient({
+  url: 'https://presence.example.com',
+  token: async () => 'token',
+  pollIntervalMs: 5000,
+  fallbackAfter: Infinity,
+});
+// The platform's own implementations fit the options.
+new PresenceClient({ url: 'https://x', token: 't', WebSocket, fetch, tokenIn: 'query' });
+client.connect();
+const off: () => void = client.on('presence', (p: Presence, prev: Presence | undefined) => {
+  const busyFor: number | null = p.wait_time;
+  void busyFor;
+  void prev?.is_online;
+});
+off();
+client.on('transport', (t: TransportName) => t === Transport.POLLING);
+client.on('state', (s: StateName) => s === State.STOPPED && client.lastError?.code === 4401);
+client.on('change', (ids: number[]) => ids.map((id) => client.get(id)?.username));
+client.on('error', (err: PresenceError) => err.refused || err.lost || err.status);
+
+async function use(): Promise<void> {
+  const known: Presence[] = await client.subscribe([2, 3]);
+  void known;
+  const st: UserStatus = await client.setStatus({ is_busy: true, wait_time: 15 });
+  void st.updated_at;
+  await client.setStatus({ is_online: false });
+  await client.unsubscribe(3);
+  client.pause();
+  client.resume();
+  client.setToken('new');
+  client.close();
+}
+void use;
+
+const t: TransportName = client.transport;
+const m: Map<number, Presence> = client.presences;
+const ids: number[] = client.watching;
+void [t, m, ids, defaults.backoffMaxMs, backoffDelay(1, defaults, Math.random), decodeFrame('{}')[0].type,
+  shouldReconnect(4000), tokenExpiry('x')];
+
+// Misuse is refused by the compiler.
+// @ts-expect-error url is required
+new PresenceClient({ token: 't' });
+// @ts-expect-error busy is not a status field
+client.setStatus({ busy: true });
+// @ts-expect-error no such event
+client.on('presences', () => {});
+// @ts-expect-error tokenIn is header or query
+new PresenceClient({ url: 'x', token: 't', tokenIn: 'cookie' });
