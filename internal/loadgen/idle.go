@@ -45,6 +45,8 @@ type IdleResult struct {
 	Points  []MemoryPoint `json:"points,omitempty"`
 	// Alive counts the sockets that answered a ping after the hold.
 	Alive int64 `json:"alive"`
+	// CPU is spent on connecting, per connection.
+	CPU CPU `json:"cpu"`
 }
 
 // MemoryPoint is the server's memory with a number of sockets open.
@@ -102,7 +104,7 @@ func Idle(ctx context.Context, cfg Config, p IdleParams) (IdleResult, error) {
 	from := 0
 	for _, step := range steps {
 		cfg.progress("idle: connecting sockets %d..%d", from, step)
-		t0 := time.Now()
+		t0, cpu0 := time.Now(), startCPU(cfg.ServerPID)
 		forEach(ctx, step-from, cfg.Concurrency, func(k int) {
 			i := from + k
 			t := time.Now()
@@ -127,6 +129,9 @@ func Idle(ctx context.Context, cfg Config, p IdleParams) (IdleResult, error) {
 			})
 		})
 		connecting += time.Since(t0)
+		c := cpu0.stop(0)
+		res.CPU.ServerSeconds += c.ServerSeconds
+		res.CPU.ToolSeconds += c.ToolSeconds
 		from = step
 		if err := sleep(ctx, p.Settle); err != nil {
 			break
@@ -152,6 +157,10 @@ func Idle(ctx context.Context, cfg Config, p IdleParams) (IdleResult, error) {
 		res.ConnectsPerSec = float64(int64(float64(res.Connected) / connecting.Seconds()))
 	}
 	res.ConnectLatency = hist.Summary(cfg.Buckets)
+	if res.Connected > 0 {
+		res.CPU.ServerPerUS = round3(res.CPU.ServerSeconds * 1e6 / float64(res.Connected))
+		res.CPU.ToolPerUS = round3(res.CPU.ToolSeconds * 1e6 / float64(res.Connected))
+	}
 
 	if err := sleep(ctx, p.Hold); err == nil {
 		cfg.progress("idle: checking every socket answers")

@@ -41,7 +41,8 @@ type Config struct {
 	// do not share users. Default 1,000,000.
 	UserBase int64
 	// ServerPID, when not zero, is the server's process id; its resident
-	// memory is read from /proc/PID/status.
+	// memory is read from /proc/PID/status and the CPU time it spends on
+	// the measured phase from /proc/PID/stat.
 	ServerPID int
 	// WaitTimeout bounds each wait for the server: a connection, a
 	// subscription, a reply, stragglers after the last change. Default 30s.
@@ -163,6 +164,92 @@ func RSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// CPUTime returns the user and system CPU time process pid has used, from
+// /proc/PID/stat. Its resolution is the kernel's clock tick (10 ms).
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count from the
+	// last parenthesis. utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc times: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
+
+// cpuMeter measures the CPU time the server and this process spend on
+// one phase of a run.
+type cpuMeter struct {
+	pid         int
+	server, own time.Duration
+}
+
+func startCPU(pid int) cpuMeter {
+	m := cpuMeter{pid: pid, own: ownCPU()}
+	if pid != 0 {
+		m.server, _ = CPUTime(pid)
+	}
+	return m
+}
+
+// CPU is the CPU time spent on the measured phase of a run: by the server
+// (when its pid was given) and by the tool, in all and per unit of work.
+// On a machine shared with other work it varies far less than rates do.
+type CPU struct {
+	ServerSeconds float64 `json:"server_s,omitempty"`
+	ServerPerUS   float64 `json:"server_us_per,omitempty"`
+	ToolSeconds   float64 `json:"tool_s"`
+	ToolPerUS     float64 `json:"tool_us_per,omitempty"`
+}
+
+// stop returns the CPU time since startCPU, per unit of work done.
+func (m cpuMeter) stop(units int64) CPU {
+	var c CPU
+	own := ownCPU() - m.own
+	c.ToolSeconds = round3(own.Seconds())
+	if units > 0 {
+		c.ToolPerUS = round3(float64(own.Microseconds()) / float64(units))
+	}
+	if m.pid != 0 {
+		if now, err := CPUTime(m.pid); err == nil {
+			srv := now - m.server
+			c.ServerSeconds = round3(srv.Seconds())
+			if units > 0 {
+				c.ServerPerUS = round3(float64(srv.Microseconds()) / float64(units))
+			}
+		}
+	}
+	return c
+}
+
+// ownCPU is the CPU time this process has used.
+func ownCPU() time.Duration {
+	t, err := CPUTime(os.Getpid())
+	if err != nil {
+		return 0
+	}
+	return t
 }
 
 // errorCounts counts failures by kind from many goroutines.

@@ -172,7 +172,7 @@ func TestRefusesAddressesOffLoopback(t *testing.T) {
 	}
 }
 
-func TestRSSReadsThisProcess(t *testing.T) {
+func TestRSSAndCPUTimeOfThisProcess(t *testing.T) {
 	rss, err := loadgen.RSS(os.Getpid())
 	if err != nil {
 		t.Skip("no /proc here:", err)
@@ -180,4 +180,16 @@ func TestRSSReadsThisProcess(t *testing.T) {
 	if rss < 1<<20 {
 		t.Fatalf("RSS of a Go test binary is %d bytes; want over 1 MiB", rss)
 	}
+	before, err := loadgen.CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn CPU until the kernel's 10 ms tick has counted some of it.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if now, err := loadgen.CPUTime(os.Getpid()); err == nil && now > before {
+			return
+		}
+	}
+	t.Fatal("CPU time did not grow while this test spun for 10 s")
 }

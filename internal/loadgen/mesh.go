@@ -82,6 +82,9 @@ type DeliveryResult struct {
 	SendLagMS float64 `json:"send_lag_ms"`
 	// Latency runs from each change's scheduled time to its arrival.
 	Latency Latency `json:"latency"`
+	// CPU is spent from the start of the schedule to the last delivery;
+	// the per-unit figures are per delivery.
+	CPU CPU `json:"cpu"`
 }
 
 // Fanout connects one publisher and p.Watchers watchers of it, has the
@@ -283,6 +286,7 @@ func (m *mesh) run(ctx context.Context, first, count int, res *DeliveryResult) e
 			}
 		}
 	}
+	cpu := startCPU(cfg.ServerPID)
 	var sent atomic.Int64
 	var senders sync.WaitGroup
 	groups := make([][]int, 4)
@@ -300,6 +304,7 @@ func (m *mesh) run(ctx context.Context, first, count int, res *DeliveryResult) e
 	// schedule, then for stragglers.
 	_ = sleep(ctx, time.Until(start.Add(time.Duration(m.changes)*m.period)))
 	waitFor(ctx, cfg.WaitTimeout, func() bool { return m.deliv.Load() >= expected })
+	res.CPU = cpu.stop(m.deliv.Load())
 
 	publishers := 0
 	for i := range m.users {
@@ -438,5 +443,16 @@ func MergeDeliveries(parts []DeliveryResult) DeliveryResult {
 	}
 	out.Latency = hist.Summary(false)
 	out.Errors = errs.snapshot()
+	// Every process watched the same servers over about the same time:
+	// their server figures overlap, their own CPU adds up.
+	out.CPU = CPU{}
+	for _, p := range parts {
+		out.CPU.ServerSeconds = max(out.CPU.ServerSeconds, p.CPU.ServerSeconds)
+		out.CPU.ToolSeconds = round3(out.CPU.ToolSeconds + p.CPU.ToolSeconds)
+	}
+	if out.Delivered > 0 {
+		out.CPU.ServerPerUS = round3(out.CPU.ServerSeconds * 1e6 / float64(out.Delivered))
+		out.CPU.ToolPerUS = round3(out.CPU.ToolSeconds * 1e6 / float64(out.Delivered))
+	}
 	return out
 }

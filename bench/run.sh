@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of BENCHMARKS.md on this machine and appends one JSON
+# line per run to $OUT. Usage:
+#
+#   bench/run.sh [suite ...]     suites: idle latency fanout mesh rest cluster
+#
+# With no suite it runs all but cluster. RUNS (default 3) repeats each
+# figure; BENCHMARKS.md reports the median. The server runs with the
+# limits that would measure the limiter rather than the server raised (see
+# SERVER_FLAGS); everything else keeps its default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d).jsonl}
+SECRET=${SECRET:-bench-secret-$(date +%s)}
+PORT=${PORT:-18080}
+# Connection storms from eight source addresses, a publisher sending 100+
+# changes a second on one socket, and REST traffic of 1,000 users at more
+# than ten requests each per second: the default limits would refuse
+# these by design, so the benchmarks lift them.
+SERVER_FLAGS=(-log-level warn
+	-max-sockets-per-second-per-ip 0 -max-sockets-per-second 0
+	-max-messages-per-second 0 -max-requests-per-second 0)
+
+BIN=$(mktemp -d)
+SERVERS=()
+cleanup() {
+	for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+	rm -rf "$BIN"
+}
+trap cleanup EXIT
+go build -o "$BIN/presenced" ./cmd/presenced
+go build -o "$BIN/presence-bench" ./cmd/presence-bench
+mkdir -p "$(dirname "$OUT")"
+echo "results go to $OUT" >&2
+
+# start_server PORT [flags...]: starts a node and sets PID.
+start_server() {
+	local port=$1; shift
+	PRESENCE_JWT_SECRET=$SECRET "$BIN/presenced" -addr "127.0.0.1:$port" "${SERVER_FLAGS[@]}" "$@" 2>>"$BIN/server.log" &
+	PID=$!
+	SERVERS+=("$PID")
+	for _ in $(seq 100); do
+		curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "server on $port did not start" >&2; cat "$BIN/server.log" >&2; exit 1
+}
+
+stop_server() {
+	kill "$1"; wait "$1" 2>/dev/null || true
+}
+
+# bench LABEL ARGS...: one run of the tool against the single node.
+bench() {
+	local label=$1; shift
+	"$BIN/presence-bench" -addr "127.0.0.1:$PORT" -jwt-secret "$SECRET" -label "$label" "$@" | tee -a "$OUT"
+}
+
+base=1000000
+next_base() { base=$((base + 1000000)); }
+
+suite_idle() {
+	# A fresh server for every run: memory is the figure.
+	for _ in $(seq "$RUNS"); do
+		start_server "$PORT"
+		bench idle -scenario idle -n 19000 -steps 1000,2000,5000,10000,15000 -pid "$PID" -settle 3s
+		stop_server "$PID"
+	done
+}
+
+suite_latency() {
+	# Delivery latency as the watchers of one user grow, at 10 changes/s,
+	# and the target point: 1,000 watchers at 100 changes/s.
+	start_server "$PORT"
+	for _ in $(seq "$RUNS"); do
+		for n in 100 300 1000 3000 10000; do
+			next_base; bench latency -scenario fanout -n "$n" -rate 10 -changes 100 -user-base "$base"
+		done
+		next_base; bench latency -scenario fanout -n 1000 -rate 100 -changes 1000 -user-base "$base"
+	done
+	stop_server "$PID"
+}
+
+suite_fanout() {
+	# One user's changes to 10,000 watchers at rising rates: where
+	# deliveries stop keeping up is the saturation point.
+	start_server "$PORT"
+	for _ in $(seq "$RUNS"); do
+		for rate in 10 20 40 60 80 100; do
+			next_base; bench fanout -scenario fanout -n 10000 -rate "$rate" -changes $((rate * 10)) -user-base "$base"
+		done
+	done
+	stop_server "$PID"
+}
+
+suite_mesh() {
+	start_server "$PORT"
+	for _ in $(seq "$RUNS"); do
+		next_base; bench mesh -scenario mesh -n 5000 -watch 20 -period 5s -changes 12 -user-base "$base"
+	done
+	for _ in $(seq "$RUNS"); do
+		next_base; bench mesh -scenario mesh -n 19000 -watch 20 -period 5s -changes 12 -user-base "$base"
+	done
+	stop_server "$PID"
+}
+
+suite_rest() {
+	start_server "$PORT"
+	for _ in $(seq "$RUNS"); do
+		next_base; bench rest -scenario rest -ids 100 -users 1000 -concurrency 32 -duration 3s -rounds 3 -user-base "$base"
+	done
+	stop_server "$PID"
+}
+
+suite_cluster() {
+	# 50,000 clients: one process may hold under 20,000 sockets here, so
+	# three nodes on one PostgreSQL database and three tool processes.
+	local db=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/presence_bench?sslmode=disable}
+	psql "${db%/*}/postgres?sslmode=disable" -qc "DROP DATABASE IF EXISTS presence_bench" -c "CREATE DATABASE presence_bench" >&2
+	local addrs=() pids=()
+	for i in 1 2 3; do
+		start_server $((PORT + i)) -database-url "$db" -node-id "bench$i"
+		pids+=("$PID"); addrs+=("127.0.0.1:$((PORT + i))")
+	done
+	local list
+	list=$(IFS=,; echo "${addrs[*]}")
+	for _ in $(seq "$RUNS"); do
+		next_base
+		"$BIN/presence-bench" -addr "$list" -jwt-secret "$SECRET" -label cluster -scenario mesh -n 50000 -watch 20 -period 5s -changes 12 -procs 3 -user-base "$base" | tee -a "$OUT"
+	done
+	for pid in "${pids[@]}"; do stop_server "$pid"; done
+}
+
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(idle latency fanout mesh rest)
+for s in "${suites[@]}"; do
+	echo "== $s (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+	"suite_$s"
+done
