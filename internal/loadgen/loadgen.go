@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -286,6 +287,7 @@ func (e *errorCounts) snapshot() map[string]int64 {
 func kindOf(err error) string {
 	var ce *websocket.CloseError
 	var ne net.Error
+	var errno syscall.Errno
 	switch {
 	case errors.As(err, &ce):
 		return "close_" + strconv.Itoa(ce.Code)
@@ -295,6 +297,10 @@ func kindOf(err error) string {
 		return "timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return "eof"
+	case errors.As(err, &errno):
+		// e.g. EADDRNOTAVAIL when the source ports run out, EMFILE when
+		// the file limit does.
+		return "errno_" + strconv.Itoa(int(errno)) + "_" + strings.ReplaceAll(errno.Error(), " ", "_")
 	}
 	return "other"
 }
@@ -314,8 +320,10 @@ func newDialer(cfg *Config) *dialer {
 		d.dialers = append(d.dialers, &websocket.Dialer{
 			NetDialContext:   nd.DialContext,
 			HandshakeTimeout: cfg.WaitTimeout,
-			// Small buffers: the tool holds as many sockets as the server.
-			ReadBufferSize:  1024,
+			// A read buffer that takes several frames per read when the
+			// tool falls behind; a small write buffer, as the tool writes
+			// little.
+			ReadBufferSize:  4096,
 			WriteBufferSize: 512,
 			WriteBufferPool: pool,
 		})
