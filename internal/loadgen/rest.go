@@ -72,8 +72,8 @@ func BareHandler(body []byte) http.Handler {
 }
 
 // REST measures heartbeats and batch presence reads.
-func REST(ctx context.Context, cfg Config, p RESTParams) (RESTResult, error) {
-	res := RESTResult{Header: newHeader("rest")}
+func REST(ctx context.Context, cfg Config, p RESTParams) (res RESTResult, err error) {
+	res = RESTResult{Header: newHeader("rest")}
 	if err := cfg.setDefaults(); err != nil {
 		return res, err
 	}
@@ -99,7 +99,7 @@ func REST(ctx context.Context, cfg Config, p RESTParams) (RESTResult, error) {
 	res.IDs, res.Users, res.Concurrency = p.IDs, p.Users, p.Concurrency
 	began := time.Now()
 	var errs errorCounts
-	defer func() { res.finish(began, &errs) }()
+	defer func() { res.finish(began, &errs) }() // res is named: this reaches the caller
 
 	d := newDialer(&cfg)
 	tokens, err := d.tokens(cfg.UserBase, p.Users)
