@@ -76,7 +76,31 @@ func toPresencesJSON(ps []hub.Presence) []presenceJSON {
 // rather than through reflection.
 func EncodeEvent(p hub.Presence) []byte {
 	b := make([]byte, 0, 160+len(p.Username))
-	b = append(b, `{"type":"presence","user_id":`...)
+	b = append(b, `{"type":"presence",`...)
+	b = appendPresenceFields(b, p)
+	return append(b, '}')
+}
+
+// appendPresences appends ps as a JSON array of UserPresence objects, the
+// same bytes encoding/json writes for toPresencesJSON(ps) at a fraction of
+// the cost: a batch read of 100 users spent half its time in reflection.
+func appendPresences(b []byte, ps []hub.Presence) []byte {
+	b = append(b, '[')
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendPresenceFields(b, p)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendPresenceFields appends the fields of a UserPresence, without
+// braces, in the order of presenceJSON.
+func appendPresenceFields(b []byte, p hub.Presence) []byte {
+	b = append(b, `"user_id":`...)
 	b = strconv.AppendInt(b, p.UserID, 10)
 	b = append(b, `,"username":`...)
 	b = appendString(b, p.Username)
@@ -91,14 +115,12 @@ func EncodeEvent(p hub.Presence) []byte {
 		b = strconv.AppendInt(b, int64(*p.WaitTime), 10)
 	}
 	b = append(b, `,"last_seen":`...)
-	if t := wireTime(p.LastSeen); t == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '"')
-		b = t.AppendFormat(b, time.RFC3339)
-		b = append(b, '"')
+	if p.LastSeen.IsZero() {
+		return append(b, "null"...)
 	}
-	return append(b, '}')
+	b = append(b, '"')
+	b = p.LastSeen.UTC().Truncate(time.Second).AppendFormat(b, time.RFC3339)
+	return append(b, '"')
 }
 
 // appendString appends s as a JSON string; names are almost always plain

@@ -65,8 +65,10 @@ type Throughput struct {
 // BareHandler answers every request with body as JSON: the cheapest
 // handler net/http allows, the yardstick for the REST API.
 func BareHandler(body []byte) http.Handler {
+	length := strconv.Itoa(len(body))
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", length)
 		_, _ = w.Write(body)
 	})
 }
