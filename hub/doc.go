@@ -13,12 +13,15 @@
 //
 // Nor does it block on its store. [Hub.Run] owns two more goroutines and
 // stops them before it returns: the writer, which takes changes from a
-// bounded queue one at a time, in order, calls the [Store] and posts each
-// answer back to the hub goroutine, which only then broadcasts (so a
-// change is stored before watchers hear of it); and, in a cluster, the
+// bounded queue in order, calls the [Store] and posts each answer back to
+// the hub goroutine, which only then broadcasts (so a change is stored
+// before watchers hear of it); and, in a cluster, the
 // [Feed], whose changes from other nodes also reach the hub goroutine as
-// requests. While the store is down the hub decides from memory by the
-// same rule, [Decide], and the writer replays the queue when it returns.
+// requests. With a [BatchStore] the writer hands over every change queued
+// at the time (up to 256) in one call, so that changes that pile up during
+// one commit share the next. While the store is down the hub decides from
+// memory by the same rule, [Decide], and the writer replays the queue when
+// it returns.
 //
 // The hub knows nothing of HTTP, WebSocket framing or SQL. Transports
 // drive it through [Hub.Connect], [Session] and the request methods;

@@ -151,8 +151,8 @@ func New(store Store, cfg Config) *Hub {
 		sessions: make(map[*Session]struct{}),
 		dirty:    make(map[int64]struct{}),
 	}
-	h.w.report = func(j *job, rec Record, err error, unavailable bool) {
-		h.post(func() { h.finish(j, rec, err, unavailable) })
+	h.w.report = func(jobs []*job, answers []Applied, outage error) {
+		h.post(func() { h.finished(jobs, answers, outage) })
 	}
 	return h
 }
@@ -391,21 +391,37 @@ func (h *Hub) answerProvisionally(u *user, j *job, now time.Time) {
 	}
 }
 
-// finish takes the writer's answer to the oldest queued job.
-func (h *Hub) finish(j *job, rec Record, err error, unavailable bool) {
-	now := time.Now()
-	if unavailable {
-		if !h.down {
-			h.down = true
-			h.log.Warn("store unavailable: answering from memory, writes queued", "writes", len(h.jobs), "err", err)
-			for _, q := range h.jobs {
-				if q.lastSeen == nil && !q.provisional {
-					h.answerProvisionally(h.users[q.op.UserID], q, now)
-				}
-			}
-		}
+// finished takes the writer's answers to the oldest queued jobs, in
+// order, or the news that the store is down.
+func (h *Hub) finished(jobs []*job, answers []Applied, outage error) {
+	if outage != nil {
+		h.storeDown(outage)
 		return
 	}
+	for i, j := range jobs {
+		h.finish(j, answers[i].Record, answers[i].Err)
+	}
+}
+
+// storeDown switches to answering from memory: every queued change is
+// decided now and stays queued for the store's return.
+func (h *Hub) storeDown(err error) {
+	if h.down {
+		return
+	}
+	h.down = true
+	h.log.Warn("store unavailable: answering from memory, writes queued", "writes", len(h.jobs), "err", err)
+	now := time.Now()
+	for _, q := range h.jobs {
+		if q.lastSeen == nil && !q.provisional {
+			h.answerProvisionally(h.users[q.op.UserID], q, now)
+		}
+	}
+}
+
+// finish takes the store's answer to the oldest queued job.
+func (h *Hub) finish(j *job, rec Record, err error) {
+	now := time.Now()
 	if h.down {
 		h.down = false
 		h.log.Info("store available again", "writes", len(h.jobs))

@@ -43,6 +43,13 @@ func (s *countingStore) Apply(ctx context.Context, op hub.Op) (hub.Record, error
 	return s.Store.Apply(ctx, op)
 }
 
+func (s *countingStore) ApplyBatch(ctx context.Context, ops []hub.Op) ([]hub.Applied, error) {
+	s.mu.Lock()
+	s.saves += len(ops)
+	s.mu.Unlock()
+	return s.Store.ApplyBatch(ctx, ops)
+}
+
 func (s *countingStore) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
 	s.mu.Lock()
 	s.lastSeenCalls++
@@ -73,6 +80,14 @@ func start(t *testing.T, cfg hub.Config, seed ...hub.Status) *fixture {
 	for _, st := range seed {
 		store.Put(st)
 	}
+	f := startWith(t, store, cfg)
+	f.store = store
+	return f
+}
+
+// startWith runs a hub on store.
+func startWith(t *testing.T, store hub.Store, cfg hub.Config) *fixture {
+	t.Helper()
 	if cfg.Grace == 0 {
 		cfg.Grace = grace
 	}
@@ -87,7 +102,7 @@ func start(t *testing.T, cfg hub.Config, seed ...hub.Status) *fixture {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return &fixture{t: t, h: h, store: store, ctx: context.Background()}
+	return &fixture{t: t, h: h, ctx: context.Background()}
 }
 
 func (f *fixture) connect(id int64, name string) *hub.Session {
@@ -466,5 +481,260 @@ func TestLoadedOnlineUsersGetGraceThenOffline(t *testing.T) {
 		f.connect(3, "bob") // bob reconnects within the grace
 		time.Sleep(grace)
 		expect(t, watcher, "2:alice:false:false:-")
+	})
+}
+
+// recordingStore is a memory store that logs the calls the writer makes,
+// and can hold them back (as a slow commit would) or refuse them (as a
+// database outage would, which a memory store cannot have).
+type recordingStore struct {
+	*memory.Store
+	mu     sync.Mutex
+	calls  []string      // "apply", "batch N" or "last_seen", for each call taken
+	failed int           // calls refused as an outage
+	gate   chan struct{} // when not nil, each call waits until it is closed
+	down   bool          // refuse calls with ErrUnavailable
+	fail   error         // when set, ApplyBatch fails as a whole with it
+}
+
+func (s *recordingStore) enter(call string) error {
+	s.mu.Lock()
+	gate := s.gate
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		s.failed++
+		return fmt.Errorf("%w: the database is down", hub.ErrUnavailable)
+	}
+	s.calls = append(s.calls, call)
+	return nil
+}
+
+func (s *recordingStore) Apply(ctx context.Context, op hub.Op) (hub.Record, error) {
+	if err := s.enter("apply"); err != nil {
+		return hub.Record{}, err
+	}
+	return s.Store.Apply(ctx, op)
+}
+
+func (s *recordingStore) ApplyBatch(ctx context.Context, ops []hub.Op) ([]hub.Applied, error) {
+	if err := s.enter(fmt.Sprintf("batch %d", len(ops))); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	fail := s.fail
+	s.mu.Unlock()
+	if fail != nil {
+		return nil, fail
+	}
+	return s.Store.ApplyBatch(ctx, ops)
+}
+
+func (s *recordingStore) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
+	if err := s.enter("last_seen"); err != nil {
+		return err
+	}
+	return s.Store.SaveLastSeen(ctx, seen)
+}
+
+// hold makes every call wait until release; it returns how many calls
+// were taken so far.
+func (s *recordingStore) hold() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate = make(chan struct{})
+	return len(s.calls)
+}
+
+func (s *recordingStore) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.gate)
+	s.gate = nil
+}
+
+func (s *recordingStore) set(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn()
+}
+
+// callsSince returns the calls taken after the first n.
+func (s *recordingStore) callsSince(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.calls[n:], ", ")
+}
+
+// setWait queues a change of user's wait time from another goroutine,
+// and waits until the hub has queued it, so that changes queue in the
+// order they are made.
+func setWait(f *fixture, wg *sync.WaitGroup, user int64, wait int, out *hub.Status, errp *error) {
+	wg.Go(func() {
+		busy := true
+		*out, *errp = f.h.SetStatus(f.ctx, user, "", hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}, false)
+	})
+	synctest.Wait()
+}
+
+// watchAlice starts a hub on a recording store, with user 1 watching
+// alice (user 2), who is online.
+func watchAlice(t *testing.T) (*recordingStore, *fixture, *hub.Session) {
+	store := &recordingStore{Store: memory.New()}
+	f := startWith(t, store, hub.Config{})
+	watcher := f.connect(1, "w")
+	f.subscribe(watcher, 2)
+	f.connect(2, "alice")
+	expect(t, watcher, "2:alice:true:false:-")
+	return store, f, watcher
+}
+
+func TestQueuedChangesShareABatchAndKeepTheirOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, f, watcher := watchAlice(t)
+
+		// A slow commit: the first change waits in the store while 299
+		// more queue behind it.
+		taken := store.hold()
+		const n = 300
+		got := make([]hub.Status, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		var want []string
+		for i := range n {
+			user := int64(2)
+			if i%2 == 1 {
+				user = int64(100 + i)
+			} else {
+				want = append(want, fmt.Sprintf("2:alice:true:true:%d", i+1))
+			}
+			setWait(f, &wg, user, i+1, &got[i], &errs[i])
+		}
+		store.release()
+		wg.Wait()
+
+		if calls := store.callsSince(taken); calls != "apply, batch 256, batch 43" {
+			t.Fatalf("store calls %q, want the first change alone, then the rest in batches of at most 256", calls)
+		}
+		for i := range n {
+			if errs[i] != nil || got[i].WaitTime == nil || *got[i].WaitTime != i+1 {
+				t.Fatalf("change %d answered %+v, %v; want its own wait time %d", i, got[i], errs[i], i+1)
+			}
+		}
+		// Each change of the watched user reached the watcher, in order.
+		expect(t, watcher, want...)
+	})
+}
+
+func TestOutageKeepsTheBatchQueuedAndReplaysItInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, f, watcher := watchAlice(t)
+
+		store.set(func() { store.down = true })
+		taken := store.hold()
+		store.release()
+		var want []string
+		for wait := 1; wait <= 10; wait++ {
+			busy := true
+			st, err := f.h.SetStatus(f.ctx, 2, "", hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}, false)
+			if err != nil || *st.WaitTime != wait {
+				t.Fatalf("change %d while the store is down: %+v, %v; want an answer from memory", wait, st, err)
+			}
+			want = append(want, fmt.Sprintf("2:alice:true:true:%d", wait))
+		}
+		expect(t, watcher, want...)
+		time.Sleep(10 * time.Second) // the writer keeps trying
+		stats, err := f.h.Stats(f.ctx)
+		if err != nil || !stats.StoreDown || stats.PendingWrites != 10 {
+			t.Fatalf("stats while down: %+v, %v; want the store down and 10 writes waiting", stats, err)
+		}
+		store.set(func() { store.down = false })
+		time.Sleep(10 * time.Second) // past the longest backoff
+		synctest.Wait()
+
+		if calls := store.callsSince(taken); calls != "batch 10" {
+			t.Fatalf("store calls after the outage %q, want the ten changes in one batch", calls)
+		}
+		if stats, _ := f.h.Stats(f.ctx); stats.StoreDown || stats.PendingWrites != 0 {
+			t.Fatalf("stats after the outage: %+v", stats)
+		}
+		all, _ := store.LoadAll(f.ctx)
+		for _, r := range all {
+			if r.UserID == 2 && (r.Version != 11 || *r.WaitTime != 10) {
+				t.Fatalf("stored %+v version %d, want the last change, version 11", r.Status, r.Version)
+			}
+		}
+		expect(t, watcher) // the replay shows nothing new
+	})
+}
+
+func TestLastSeenFlushGoesAloneInItsTurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &recordingStore{Store: memory.New()}
+		flush := 5 * time.Second
+		f := startWith(t, store, hub.Config{FlushInterval: flush})
+		s := f.connect(1, "w")
+		synctest.Wait()
+		taken := store.hold()
+		var wg sync.WaitGroup
+		got := make([]hub.Status, 5)
+		errs := make([]error, 5)
+		for i := range 3 {
+			setWait(f, &wg, int64(2+i), 1, &got[i], &errs[i])
+		}
+		f.h.Touch(s)
+		time.Sleep(flush) // the flush queues behind the changes
+		synctest.Wait()
+		for i := 3; i < 5; i++ {
+			setWait(f, &wg, int64(2+i), 1, &got[i], &errs[i])
+		}
+		store.release()
+		wg.Wait()
+		if calls := store.callsSince(taken); calls != "apply, batch 2, last_seen, batch 2" {
+			t.Fatalf("store calls %q: a batch must stop at a last_seen flush, which goes in its turn", calls)
+		}
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("change %d: %v", i, err)
+			}
+		}
+	})
+}
+
+func TestBatchFailedAsAWholeFailsEachOfItsChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &recordingStore{Store: memory.New()}
+		f := startWith(t, store, hub.Config{})
+		store.set(func() { store.fail = errors.New("disk full") })
+		store.hold()
+		var wg sync.WaitGroup
+		got := make([]hub.Status, 3)
+		errs := make([]error, 3)
+		for i := range 3 {
+			setWait(f, &wg, int64(2+i), 1, &got[i], &errs[i])
+		}
+		store.release()
+		wg.Wait()
+		if errs[0] != nil {
+			t.Fatalf("the change made alone: %v", errs[0])
+		}
+		for _, err := range errs[1:] {
+			if err == nil || !strings.Contains(err.Error(), "disk full") || errors.Is(err, hub.ErrUnavailable) {
+				t.Fatalf("a change of the failed batch: %v, want the store's final error", err)
+			}
+		}
+		stats, err := f.h.Stats(f.ctx)
+		if err != nil || stats.StoreDown || stats.PendingWrites != 0 {
+			t.Fatalf("stats after a final error: %+v, %v; nothing waits and the store is not down", stats, err)
+		}
+		// The hub goes on.
+		store.set(func() { store.fail = nil })
+		if _, err := f.h.SetStatus(f.ctx, 3, "", hub.StatusUpdate{WaitTimeSet: true}, false); err != nil {
+			t.Fatal(err)
+		}
 	})
 }

@@ -9,7 +9,8 @@ import (
 // decides each user's status from what every node knows. The hub calls
 // it only from its writer goroutine, one call at a time and in the order
 // the changes happened, never from the hub goroutine: an implementation
-// may block on I/O, and must honour ctx.
+// may block on I/O, and must honour ctx. A store that can commit several
+// changes at once implements [BatchStore] too.
 //
 // An implementation reports an outage (the change could not be made now
 // but may succeed later) by wrapping [ErrUnavailable]; the hub then keeps
@@ -30,6 +31,31 @@ type Store interface {
 	// flush interval. Unknown users are skipped; last_seen never moves
 	// back.
 	SaveLastSeen(ctx context.Context, seen []LastSeen) error
+}
+
+// BatchStore is a [Store] that can apply several changes at once, in one
+// commit. The writer hands it every change queued at the time (up to a
+// bound) instead of one per call, so that a burst of changes (a reconnect
+// storm after a restart, a busy cluster) costs one round of I/O, not one
+// per change. A Store without it gets one Apply per change.
+type BatchStore interface {
+	// ApplyBatch makes the ops, in order, as Apply would one after the
+	// other, and returns one answer per op, in the same order. An op's own
+	// final error (ErrNotFound for OpRelease or OpRefresh of a user
+	// without a status, or a change the store refuses) is in its answer
+	// and leaves the other ops applied. A returned error is about the
+	// batch as a whole: one wrapping [ErrUnavailable] means it may succeed
+	// later, and the hub sends the whole batch again (ops are idempotent);
+	// any other is final for every op of the batch.
+	ApplyBatch(ctx context.Context, ops []Op) ([]Applied, error)
+}
+
+// Applied is a store's answer to one op of a batch.
+type Applied struct {
+	// Record is the status after the op, when Err is nil.
+	Record Record
+	// Err is the op's own final error, or nil.
+	Err error
 }
 
 // Feed tells a node about changes that other nodes made. A store shared

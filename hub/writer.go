@@ -3,9 +3,14 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
+
+// maxBatch bounds the changes one BatchStore call carries, and so the
+// time one commit holds its users' rows and the size of one retry.
+const maxBatch = 256
 
 // job is one write waiting for the store. The hub creates it and reads
 // its result; the writer only runs it.
@@ -24,15 +29,20 @@ type job struct {
 }
 
 // writer is the goroutine that talks to the store, so that the hub
-// goroutine never waits on I/O. It runs jobs one at a time in the order
-// queued, which keeps each user's changes in order, and retries a job the
-// store cannot take now until it can.
+// goroutine never waits on I/O. It runs jobs in the order queued, which
+// keeps each user's changes in order, and retries what the store cannot
+// take now until it can. With a BatchStore it hands over every change
+// queued at the head at once (a last_seen flush goes alone, in its turn),
+// so that changes that pile up while one commit runs share the next.
 type writer struct {
 	store   Store
+	batch   BatchStore    // store, when it is one; nil otherwise
 	timeout time.Duration // bound on one store call
-	// report runs on the writer goroutine after each attempt: the job, its
-	// answer, and whether the store was unavailable (the job stays queued).
-	report func(j *job, rec Record, err error, unavailable bool)
+	// report runs on the writer goroutine after each attempt at jobs, the
+	// head of the queue: with an answer per job, or with the error of an
+	// outage (answers nil), after which the jobs stay queued and are
+	// tried again.
+	report func(jobs []*job, answers []Applied, unavailable error)
 
 	mu    sync.Mutex
 	queue []*job
@@ -40,7 +50,9 @@ type writer struct {
 }
 
 func newWriter(store Store, timeout time.Duration) *writer {
-	return &writer{store: store, timeout: timeout, wake: make(chan struct{}, 1)}
+	w := &writer{store: store, timeout: timeout, wake: make(chan struct{}, 1)}
+	w.batch, _ = store.(BatchStore)
+	return w
 }
 
 func (w *writer) push(j *job) {
@@ -53,19 +65,33 @@ func (w *writer) push(j *job) {
 	}
 }
 
-func (w *writer) head() *job {
+// next returns the jobs to run together: a last_seen flush alone, or the
+// changes before the next flush, up to maxBatch (one without a
+// BatchStore). The slice is new: the hub goroutine reads it later.
+func (w *writer) next() []*job {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.queue) == 0 {
-		return nil
+	var buf []*job
+	limit := 1
+	if w.batch != nil {
+		limit = maxBatch
 	}
-	return w.queue[0]
+	for _, j := range w.queue {
+		if len(buf) == limit || (j.lastSeen != nil && len(buf) > 0) {
+			break
+		}
+		buf = append(buf, j)
+		if j.lastSeen != nil {
+			break
+		}
+	}
+	return buf
 }
 
-func (w *writer) pop() {
+func (w *writer) pop(n int) {
 	w.mu.Lock()
-	w.queue[0] = nil
-	w.queue = w.queue[1:]
+	clear(w.queue[:n])
+	w.queue = w.queue[n:]
 	if len(w.queue) == 0 {
 		w.queue = nil // let a long backlog's array go
 	}
@@ -73,52 +99,87 @@ func (w *writer) pop() {
 }
 
 // run writes until ctx is done. A store outage is retried with backoff
-// from 100ms up to 5s; the job stays at the head so that later ones wait.
+// from 100ms up to 5s; the jobs stay at the head so that later ones wait,
+// and each retry takes whatever has queued behind them too.
 func (w *writer) run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
 		}
-		for j := w.head(); j != nil; j = w.head() {
-			if !w.do(ctx, j) {
-				return
+		for jobs := w.next(); len(jobs) > 0; jobs = w.next() {
+			if w.attempt(ctx, jobs) {
+				w.pop(len(jobs))
+				backoff = 100 * time.Millisecond
+				continue
 			}
-			w.pop()
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
 }
 
-// do runs j until the store answers; false means ctx ended first.
-func (w *writer) do(ctx context.Context, j *job) bool {
-	backoff := 100 * time.Millisecond
-	for {
-		rec, err := w.call(ctx, j)
-		unavailable := errors.Is(err, ErrUnavailable) || (err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
-		if ctx.Err() != nil {
-			return false
-		}
-		w.report(j, rec, err, unavailable)
-		if !unavailable {
-			return true
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 5*time.Second)
+// attempt runs jobs once and reports the outcome; false means the store
+// was unavailable (or ctx ended) and the jobs stay queued.
+func (w *writer) attempt(ctx context.Context, jobs []*job) bool {
+	answers, err := w.call(ctx, jobs)
+	if ctx.Err() != nil {
+		return false
 	}
+	if err != nil && unavailable(ctx, err) {
+		w.report(jobs, nil, err)
+		return false
+	}
+	if err != nil { // final for the whole batch
+		answers = make([]Applied, len(jobs))
+		for i := range answers {
+			answers[i].Err = err
+		}
+	}
+	w.report(jobs, answers, nil)
+	return true
 }
 
-func (w *writer) call(ctx context.Context, j *job) (Record, error) {
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+// unavailable reports whether err means the store may take the same
+// write later: an outage, or a call that ran out of time while the
+// writer still runs.
+func unavailable(ctx context.Context, err error) bool {
+	return errors.Is(err, ErrUnavailable) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
+}
+
+// call makes one store call for jobs. It returns an answer per job, or
+// the error of the call as a whole; a single job's final error is its
+// answer.
+func (w *writer) call(ctx context.Context, jobs []*job) ([]Applied, error) {
+	cctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	if j.lastSeen != nil {
-		return Record{}, w.store.SaveLastSeen(ctx, j.lastSeen)
+	if len(jobs) > 1 {
+		ops := make([]Op, len(jobs))
+		for i, j := range jobs {
+			ops[i] = j.op
+		}
+		answers, err := w.batch.ApplyBatch(cctx, ops)
+		if err == nil && len(answers) != len(ops) {
+			err = fmt.Errorf("store answered %d of %d changes", len(answers), len(ops))
+		}
+		return answers, err
 	}
-	return w.store.Apply(ctx, j.op)
+	var a Applied
+	if j := jobs[0]; j.lastSeen != nil {
+		a.Err = w.store.SaveLastSeen(cctx, j.lastSeen)
+	} else {
+		a.Record, a.Err = w.store.Apply(cctx, j.op)
+	}
+	if a.Err != nil && unavailable(ctx, a.Err) {
+		return nil, a.Err
+	}
+	return []Applied{a}, nil
 }

@@ -11,7 +11,10 @@ import (
 	"github.com/presenced/presenced/hub"
 )
 
-var _ hub.Store = (*Store)(nil)
+var (
+	_ hub.Store      = (*Store)(nil)
+	_ hub.BatchStore = (*Store)(nil)
+)
 
 // Store keeps statuses in a map.
 type Store struct {
@@ -53,7 +56,23 @@ func (s *Store) Put(st hub.Status) {
 func (s *Store) Apply(_ context.Context, op hub.Op) (hub.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.apply(op, time.Now())
+}
+
+// ApplyBatch makes the changes in order under one lock, so that no other
+// caller's change falls between them, as in one database transaction.
+func (s *Store) ApplyBatch(_ context.Context, ops []hub.Op) ([]hub.Applied, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := time.Now()
+	out := make([]hub.Applied, len(ops))
+	for i, op := range ops {
+		out[i].Record, out[i].Err = s.apply(op, now)
+	}
+	return out, nil
+}
+
+func (s *Store) apply(op hub.Op, now time.Time) (hub.Record, error) {
 	row, exists := s.rows[op.UserID]
 	if !exists && (op.Kind == hub.OpRelease || op.Kind == hub.OpRefresh) {
 		return hub.Record{}, hub.ErrNotFound

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -216,11 +217,18 @@ func (s *Store) sweep(ctx context.Context) error {
 	return nil
 }
 
-// refresh applies OpRefresh to each user; the changes reach every node
-// through NOTIFY.
+// refreshBatch bounds the users one transaction of a refresh decides.
+const refreshBatch = 256
+
+// refresh applies OpRefresh to each user, many to a transaction; the
+// changes reach every node through NOTIFY.
 func (s *Store) refresh(ctx context.Context, ids []int64) error {
-	for _, id := range ids {
-		if _, err := s.Apply(ctx, hub.Op{Kind: hub.OpRefresh, UserID: id}); err != nil && !errors.Is(err, hub.ErrNotFound) {
+	for chunk := range slices.Chunk(ids, refreshBatch) {
+		ops := make([]hub.Op, len(chunk))
+		for i, id := range chunk {
+			ops[i] = hub.Op{Kind: hub.OpRefresh, UserID: id}
+		}
+		if _, err := s.ApplyBatch(ctx, ops); err != nil {
 			return err
 		}
 	}

@@ -1,11 +1,13 @@
 // Package postgres keeps presence in PostgreSQL (through pgx) and lets
 // several nodes on one database act as one hub.
 //
-// The store implements hub.Store and hub.Feed. Each change of a user runs
-// in one transaction that holds the user's row lock and decides with
-// hub.Decide, so the nodes' changes to one user are serialised and
-// versioned; the new record travels to every node by NOTIFY on a channel
-// named after the schema. Each node keeps a lease (renewed by the
+// The store implements hub.Store, hub.BatchStore and hub.Feed. The
+// changes the hub hands over together run in one transaction (one commit)
+// that locks their users' rows in user id order and decides each change
+// with hub.Decide, so the nodes' changes to one user are serialised and
+// versioned, and two nodes' transactions never deadlock; each new record
+// travels to every node by its own NOTIFY on a channel named after the
+// schema. Each node keeps a lease (renewed by the
 // database clock) and a row per user it holds a connection of; every node
 // sweeps up after nodes whose lease ran out.
 //

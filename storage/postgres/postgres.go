@@ -23,8 +23,9 @@ import (
 )
 
 var (
-	_ hub.Store = (*Store)(nil)
-	_ hub.Feed  = (*Store)(nil)
+	_ hub.Store      = (*Store)(nil)
+	_ hub.BatchStore = (*Store)(nil)
+	_ hub.Feed       = (*Store)(nil)
 )
 
 //go:embed migrations/*.sql
@@ -254,105 +255,6 @@ func (s *Store) load(ctx context.Context, ids []int64) ([]hub.Record, error) {
 	return out, nil
 }
 
-// Apply makes one change by hub.Decide in one transaction that holds the
-// user's row lock, so that the nodes' changes to one user are serialised
-// and each sees the others' evidence. A change of state is announced to
-// every node with NOTIFY in the same transaction.
-func (s *Store) Apply(ctx context.Context, op hub.Op) (hub.Record, error) {
-	var rec hub.Record
-	start := time.Now()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		rec, err = s.apply(ctx, tx, op)
-		return err
-	})
-	if !errors.Is(err, hub.ErrNotFound) {
-		s.observe("save", start, err)
-	}
-	switch {
-	case errors.Is(err, hub.ErrNotFound):
-		return hub.Record{}, err
-	case err != nil:
-		return hub.Record{}, classify("apply", err)
-	}
-	s.track(op)
-	return rec, nil
-}
-
-// track remembers which users this node vouches for.
-func (s *Store) track(op hub.Op) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch op.Kind {
-	case hub.OpConnect:
-		s.mine[op.UserID] = struct{}{}
-	case hub.OpRelease:
-		delete(s.mine, op.UserID)
-	}
-}
-
-func (s *Store) apply(ctx context.Context, tx pgx.Tx, op hub.Op) (hub.Record, error) {
-	b := &pgx.Batch{}
-	if op.Kind != hub.OpRelease && op.Kind != hub.OpRefresh {
-		// A placeholder (version 0) to lock; Decide fills it in.
-		b.Queue(`INSERT INTO presence_status (user_id, last_seen, created_at, updated_at) VALUES ($1, now(), now(), now())
-			ON CONFLICT (user_id) DO NOTHING`, op.UserID)
-	}
-	var now time.Time
-	var row hub.Row
-	found := true
-	b.Queue(`SELECT now(), `+columns+` FROM presence_status WHERE user_id = $1 FOR UPDATE`, op.UserID).QueryRow(func(r pgx.Row) error {
-		var cols rowWithNow
-		err := r.Scan(cols.dest()...)
-		if errors.Is(err, pgx.ErrNoRows) {
-			found = false
-			return nil
-		}
-		now, row = cols.now, cols.row()
-		return err
-	})
-	switch op.Kind {
-	case hub.OpConnect:
-		// The node row may have been swept while this node was stalled;
-		// the lease renewal reclaims it.
-		b.Queue(`INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ($1, now() + $2::interval, $2::interval) ON CONFLICT (node_id) DO NOTHING`,
-			s.cfg.NodeID, s.cfg.LeaseTTL)
-		b.Queue(`INSERT INTO presence_sessions (user_id, node_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, op.UserID, s.cfg.NodeID)
-	case hub.OpRelease:
-		b.Queue(`DELETE FROM presence_sessions WHERE user_id = $1 AND node_id = $2`, op.UserID, s.cfg.NodeID)
-	}
-	var vouchers int
-	// Sessions of dead nodes go while the user's row is locked; the count
-	// sees only live ones.
-	b.Queue(`WITH dead AS (
-			DELETE FROM presence_sessions s USING presence_nodes n
-			WHERE s.user_id = $1 AND s.node_id = n.node_id AND presence_lease_end(n.lease_until, n.lease_ttl) <= now())
-		SELECT count(*) FROM presence_sessions s JOIN presence_nodes n USING (node_id)
-		WHERE s.user_id = $1 AND presence_lease_end(n.lease_until, n.lease_ttl) > now()`, op.UserID).QueryRow(func(r pgx.Row) error {
-		return r.Scan(&vouchers)
-	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return hub.Record{}, err
-	}
-	if !found {
-		return hub.Record{}, hub.ErrNotFound
-	}
-	out, changed := hub.Decide(row, row.Version > 0, op, vouchers, now)
-	out = truncate(out)
-	rec := out.Record(now, vouchers)
-	if !changed {
-		return rec, nil
-	}
-	payload := encodeRecord(rec)
-	b = &pgx.Batch{}
-	b.Queue(`UPDATE presence_status SET username = $2, online = $3, appear_offline = $4, busy = $5, wait_time = $6,
-		last_seen = $7, created_at = $8, updated_at = $9, heartbeat_until = $10, version = $11 WHERE user_id = $1`,
-		out.UserID, out.Username, out.Online, out.AppearOffline, out.Busy, out.WaitTime,
-		out.LastSeen, out.CreatedAt, out.UpdatedAt, nullTime(out.HeartbeatUntil), out.Version)
-	b.Queue(`SELECT pg_notify($1, $2)`, s.channel, payload)
-	return rec, tx.SendBatch(ctx, b).Close()
-}
-
 // rowWithNow scans now() and the columns of a status.
 type rowWithNow struct {
 	now  time.Time
@@ -408,7 +310,12 @@ func (s *Store) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
 	for i, ls := range seen {
 		ids[i], ats[i], ttls[i] = ls.UserID, ls.At, ls.HeartbeatTTL.Seconds()
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.transact(ctx, func(tx pgx.Tx) error {
+		// Lock the rows in user id order first, as ApplyBatch does, so that
+		// a flush and another node's batch never deadlock.
+		if _, err := tx.Exec(ctx, `SELECT FROM presence_status WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, ids); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `UPDATE presence_status p SET
 				last_seen = GREATEST(p.last_seen, b.at),
 				heartbeat_until = CASE WHEN b.ttl > 0

@@ -386,3 +386,34 @@ func BenchmarkSaveLastSeen(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkApplyBatch measures batches of changes, each batch one
+// transaction over 1000 users; ns/change is the cost of one change.
+func BenchmarkApplyBatch(b *testing.B) {
+	for _, n := range []int{1, 16, 64, 256} {
+		b.Run(fmt.Sprintf("changes=%d", n), func(b *testing.B) {
+			s := open(b, pgtest.Schema(b), Config{})
+			ctx := context.Background()
+			ops := make([]hub.Op, n)
+			busy := false
+			next := 0
+			for b.Loop() {
+				busy = !busy
+				for i := range ops {
+					ops[i] = hub.Op{Kind: hub.OpUpdate, UserID: int64(next%1000 + 1), Update: hub.StatusUpdate{Busy: &busy}}
+					next++
+				}
+				out, err := s.ApplyBatch(ctx, ops)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, a := range out {
+					if a.Err != nil {
+						b.Fatal(a.Err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/change")
+		})
+	}
+}

@@ -214,6 +214,132 @@ func Run(t *testing.T, newStore func(t *testing.T) hub.Store) {
 			t.Fatal(err)
 		}
 	})
+	runBatch(t, func(t *testing.T) hub.BatchStore {
+		s, ok := newStore(t).(hub.BatchStore)
+		if !ok {
+			t.Skip("the store makes one change at a time: no hub.BatchStore")
+		}
+		return s
+	})
+}
+
+// batchStore is what the batch tests need of a store.
+type batchStore interface {
+	hub.Store
+	hub.BatchStore
+}
+
+// runBatch is the behaviour of hub.BatchStore: a batch is the same as its
+// changes one after the other, each with its own answer.
+func runBatch(t *testing.T, newStore func(t *testing.T) hub.BatchStore) {
+	ctx := context.Background()
+	store := func(t *testing.T) batchStore { return newStore(t).(batchStore) }
+	t.Run("BatchEqualsItsChangesOneByOne", func(t *testing.T) {
+		ops := []hub.Op{
+			{Kind: hub.OpConnect, UserID: 30, Username: "ann"},
+			update(30, hub.StatusUpdate{Busy: ptr(true), WaitTimeSet: true, WaitTime: ptr(5)}),
+			{Kind: hub.OpHeartbeat, UserID: 31, Username: "ben", HeartbeatTTL: time.Hour},
+			{Kind: hub.OpConnect, UserID: 30},
+			update(30, hub.StatusUpdate{Busy: ptr(false)}),
+			{Kind: hub.OpRefresh, UserID: 31},
+			update(31, hub.StatusUpdate{Online: ptr(false)}),
+			{Kind: hub.OpRelease, UserID: 30},
+		}
+		batched := store(t)
+		got := applyBatch(t, batched, ops)
+		single := store(t)
+		for i, op := range ops {
+			want := apply(t, single, op)
+			if got[i].Err != nil {
+				t.Fatalf("op %d of the batch: %v", i, got[i].Err)
+			}
+			if !sameState(got[i].Record, want) {
+				t.Fatalf("op %d (%+v) in a batch answered %+v version %d vouchers %d, one by one %+v version %d vouchers %d",
+					i, op, got[i].Record.Status, got[i].Record.Version, got[i].Record.Vouchers, want.Status, want.Version, want.Vouchers)
+			}
+		}
+		if v := got[len(ops)-1].Record; v.Version != 5 || v.Online || v.Busy || v.Username != "ann" {
+			t.Fatalf("user 30 after the batch: %+v version %d, want offline, free, version 5", v.Status, v.Version)
+		}
+		// What is stored is the last answer of each user.
+		all := loadAll(t, batched)
+		if len(all) != 2 {
+			t.Fatalf("%d statuses stored, want 2", len(all))
+		}
+		assertEqual(t, all[0], got[7].Record)
+		assertEqual(t, all[1], got[6].Record)
+	})
+	t.Run("BatchNotFoundFailsOnlyItsOwnChange", func(t *testing.T) {
+		s := store(t)
+		got := applyBatch(t, s, []hub.Op{
+			{Kind: hub.OpRelease, UserID: 40},
+			{Kind: hub.OpRefresh, UserID: 40},
+			{Kind: hub.OpRelease, UserID: 41},
+			{Kind: hub.OpConnect, UserID: 41, Username: "cy"},
+			{Kind: hub.OpRelease, UserID: 41},
+		})
+		for i, notFound := range []bool{true, true, true, false, false} {
+			if notFound != errors.Is(got[i].Err, hub.ErrNotFound) || (!notFound && got[i].Err != nil) {
+				t.Fatalf("op %d: err %v, want not found: %v", i, got[i].Err, notFound)
+			}
+		}
+		if on, off := got[3].Record, got[4].Record; !on.Online || off.Online || off.Version != on.Version+1 || off.Username != "cy" {
+			t.Fatalf("connect then release in one batch: %+v then %+v", on.Status, off.Status)
+		}
+		all := loadAll(t, s)
+		if len(all) != 1 || all[0].UserID != 41 {
+			t.Fatalf("stored %+v, want user 41 alone: a change that found nothing creates nothing", all)
+		}
+		assertEqual(t, all[0], got[4].Record)
+	})
+	t.Run("TheSameBatchTwiceIsHarmless", func(t *testing.T) {
+		// A batch whose answer was lost in an outage is sent again.
+		s := store(t)
+		ops := []hub.Op{
+			{Kind: hub.OpConnect, UserID: 50, Username: "dee"},
+			update(50, hub.StatusUpdate{Busy: ptr(true), WaitTimeSet: true, WaitTime: ptr(7)}),
+			{Kind: hub.OpConnect, UserID: 51},
+			{Kind: hub.OpRelease, UserID: 51},
+		}
+		first := applyBatch(t, s, ops)
+		again := applyBatch(t, s, ops)
+		for i := range ops {
+			a, b := first[i].Record, again[i].Record
+			// Only presence must repeat: the second connect finds the user
+			// busy already.
+			if a.Online != b.Online || a.Vouchers != b.Vouchers || a.Username != b.Username {
+				t.Fatalf("op %d again: %+v vouchers %d, first %+v vouchers %d", i, b.Status, b.Vouchers, a.Status, a.Vouchers)
+			}
+		}
+		if all := loadAll(t, s); len(all) != 2 || !all[0].Online || *all[0].WaitTime != 7 || all[1].Online {
+			t.Fatalf("stored after the batch twice: %+v", all)
+		}
+	})
+	t.Run("EmptyBatch", func(t *testing.T) {
+		out, err := newStore(t).ApplyBatch(ctx, nil)
+		if err != nil || len(out) != 0 {
+			t.Fatalf("empty batch: %d answers, %v", len(out), err)
+		}
+	})
+}
+
+func applyBatch(t *testing.T, s hub.BatchStore, ops []hub.Op) []hub.Applied {
+	t.Helper()
+	out, err := s.ApplyBatch(context.Background(), ops)
+	if err != nil {
+		t.Fatalf("batch of %d: %v", len(ops), err)
+	}
+	if len(out) != len(ops) {
+		t.Fatalf("%d answers to %d changes", len(out), len(ops))
+	}
+	return out
+}
+
+// sameState compares what two answers say, apart from the times.
+func sameState(a, b hub.Record) bool {
+	return a.UserID == b.UserID && a.Username == b.Username && a.Online == b.Online && a.AppearOffline == b.AppearOffline &&
+		a.Busy == b.Busy && (a.WaitTime == nil) == (b.WaitTime == nil) && (a.WaitTime == nil || *a.WaitTime == *b.WaitTime) &&
+		a.Version == b.Version && a.Vouchers == b.Vouchers && (a.HeartbeatLeft > 0) == (b.HeartbeatLeft > 0)
 }
 
 // waitBriefly lets the store's clock move on between two questions about
