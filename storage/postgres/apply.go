@@ -146,45 +146,40 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 	b.Queue(`INSERT INTO presence_status (user_id, last_seen, created_at, updated_at)
 		SELECT u, now(), now(), now() FROM unnest($1::bigint[]) AS u ORDER BY u
 		ON CONFLICT (user_id) DO UPDATE SET version = presence_status.version WHERE false`, ids)
-	b.Queue(`SELECT now(), `+columns+` FROM presence_status WHERE user_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+	// Then read the rows, whether this node's lease is live, and who holds
+	// a session of each user: every session of a user changes under the
+	// user's row lock, so the counts hold until the commit. Sessions of
+	// dead nodes go on the way; the counts leave them out already.
+	b.Queue(`WITH dead AS (
+			DELETE FROM presence_sessions s USING presence_nodes n
+			WHERE s.user_id = ANY($1) AND s.node_id = n.node_id AND presence_lease_end(n.lease_until, n.lease_ttl) <= now())
+		SELECT now(), `+columns+`, self.live, coalesce(v.others, 0), coalesce(v.mine, false)
+		FROM presence_status p
+		LEFT JOIN (SELECT presence_lease_end(lease_until, lease_ttl) > now() AS live FROM presence_nodes WHERE node_id = $2) self ON true
+		LEFT JOIN LATERAL (
+			SELECT count(*) FILTER (WHERE s.node_id <> $2) AS others, bool_or(s.node_id = $2) AS mine
+			FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+			WHERE s.user_id = p.user_id AND presence_lease_end(n.lease_until, n.lease_ttl) > now()) v ON true
+		WHERE p.user_id = ANY($1)`, ids, s.cfg.NodeID).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var cols rowWithNow
-			if err := rows.Scan(cols.dest()...); err != nil {
+			var live *bool
+			var others int
+			var mine bool
+			if err := rows.Scan(append(cols.dest(), &live, &others, &mine)...); err != nil {
 				return err
 			}
 			u := users[cols.r.UserID]
 			now, u.row = cols.now, cols.row()
-			u.exists = u.row.Version > 0
-		}
-		return rows.Err()
-	})
-	b.Queue(`SELECT presence_lease_end(lease_until, lease_ttl) > now() FROM presence_nodes WHERE node_id = $1`, s.cfg.NodeID).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var live bool
-			if err := rows.Scan(&live); err != nil {
-				return err
-			}
-			node = nodeDead
-			if live {
+			u.exists, u.others, u.mine = u.row.Version > 0, others, mine
+			switch {
+			case live == nil:
+				node = nodeMissing
+			case *live:
 				node = nodeLive
+			default:
+				node = nodeDead
 			}
-		}
-		return rows.Err()
-	})
-	// Every session of a user changes under the user's row lock, so these
-	// counts hold until the commit.
-	b.Queue(`SELECT s.user_id, count(*) FILTER (WHERE s.node_id <> $2), bool_or(s.node_id = $2)
-		FROM presence_sessions s JOIN presence_nodes n USING (node_id)
-		WHERE s.user_id = ANY($1) AND presence_lease_end(n.lease_until, n.lease_ttl) > now()
-		GROUP BY s.user_id`, ids, s.cfg.NodeID).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id int64
-			var others int
-			var mine bool
-			if err := rows.Scan(&id, &others, &mine); err != nil {
-				return err
-			}
-			users[id].others, users[id].mine = others, mine
 		}
 		return rows.Err()
 	})
@@ -255,9 +250,6 @@ func (s *Store) writeBatch(ids []int64, users map[int64]*batchUser, node nodeSta
 		b.Queue(`INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ($1, now() + $2::interval, $2::interval) ON CONFLICT (node_id) DO NOTHING`,
 			s.cfg.NodeID, s.cfg.LeaseTTL)
 	}
-	// Sessions of dead nodes go while the users' rows are locked.
-	b.Queue(`DELETE FROM presence_sessions s USING presence_nodes n
-		WHERE s.user_id = ANY($1) AND s.node_id = n.node_id AND presence_lease_end(n.lease_until, n.lease_ttl) <= now()`, ids)
 	if len(hold) > 0 {
 		b.Queue(`INSERT INTO presence_sessions (user_id, node_id) SELECT u, $2 FROM unnest($1::bigint[]) AS u ON CONFLICT DO NOTHING`, hold, s.cfg.NodeID)
 	}

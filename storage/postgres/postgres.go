@@ -116,6 +116,13 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if pcfg.ConnConfig.ConnectTimeout == 0 {
 		pcfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
+	if _, set := pcfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		// Every statement here finds rows by key, whatever its arguments,
+		// so one plan serves all its calls. PostgreSQL would otherwise
+		// plan those that take an array of ids at every call, which costs
+		// more than running them.
+		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
