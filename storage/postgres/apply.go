@@ -147,9 +147,10 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 		SELECT u, now(), now(), now() FROM unnest($1::bigint[]) AS u ORDER BY u
 		ON CONFLICT (user_id) DO UPDATE SET version = presence_status.version WHERE false`, ids)
 	// Then read the rows, whether this node's lease is live, and who holds
-	// a session of each user: every session of a user changes under the
-	// user's row lock, so the counts hold until the commit. Sessions of
-	// dead nodes go on the way; the counts leave them out already.
+	// a session of each user. Nodes change a user's sessions under the
+	// user's row lock (a node that takes back a lapsed lease decides its
+	// users again afterwards), so the counts hold until the commit.
+	// Sessions of dead nodes go on the way; the counts leave them out.
 	b.Queue(`WITH dead AS (
 			DELETE FROM presence_sessions s USING presence_nodes n
 			WHERE s.user_id = ANY($1) AND s.node_id = n.node_id AND presence_lease_end(n.lease_until, n.lease_ttl) <= now())
