@@ -2,7 +2,7 @@
 # Runs the benchmarks of BENCHMARKS.md on this machine and appends one JSON
 # line per run to $OUT. Usage:
 #
-#   bench/run.sh [suite ...]     suites: idle latency fanout mesh rest cluster
+#   bench/run.sh [suite ...]     suites: idle gogc latency fanout mesh rest cluster
 #
 # With no suite it runs all but cluster. RUNS (default 3) repeats each
 # figure; BENCHMARKS.md reports the median. The server runs with the
@@ -38,7 +38,7 @@ echo "results go to $OUT" >&2
 # start_server PORT [flags...]: starts a node and sets PID.
 start_server() {
 	local port=$1; shift
-	PRESENCE_JWT_SECRET=$SECRET "$BIN/presenced" -addr "127.0.0.1:$port" "${SERVER_FLAGS[@]}" "$@" 2>>"$BIN/server.log" &
+	env ${SERVER_ENV:-} PRESENCE_JWT_SECRET=$SECRET "$BIN/presenced" -addr "127.0.0.1:$port" "${SERVER_FLAGS[@]}" "$@" 2>>"$BIN/server.log" &
 	PID=$!
 	SERVERS+=("$PID")
 	for _ in $(seq 100); do
@@ -55,7 +55,7 @@ stop_server() {
 # bench LABEL ARGS...: one run of the tool against the single node.
 bench() {
 	local label=$1; shift
-	"$BIN/presence-bench" -addr "127.0.0.1:$PORT" -jwt-secret "$SECRET" -label "$label" "$@" | tee -a "$OUT"
+	"$BIN/presence-bench" -addr "127.0.0.1:$PORT" -jwt-secret "$SECRET" -label "$label" -pid "$PID" "$@" | tee -a "$OUT"
 }
 
 base=1000000
@@ -65,7 +65,17 @@ suite_idle() {
 	# A fresh server for every run: memory is the figure.
 	for _ in $(seq "$RUNS"); do
 		start_server "$PORT"
-		bench idle -scenario idle -n 19000 -steps 1000,2000,5000,10000,15000 -pid "$PID" -settle 3s
+		bench idle -scenario idle -n 19000 -steps 1000,2000,5000,10000,15000 -settle 3s
+		stop_server "$PID"
+	done
+}
+
+suite_gogc() {
+	# The same with the collector running twice as often: less garbage
+	# between collections, more CPU spent collecting.
+	for _ in $(seq "$RUNS"); do
+		SERVER_ENV=GOGC=50 start_server "$PORT"
+		bench GOGC=50 -scenario idle -n 19000 -steps 1000,2000,5000,10000,15000 -settle 3s
 		stop_server "$PID"
 	done
 }
@@ -128,13 +138,13 @@ suite_cluster() {
 	list=$(IFS=,; echo "${addrs[*]}")
 	for _ in $(seq "$RUNS"); do
 		next_base
-		"$BIN/presence-bench" -addr "$list" -jwt-secret "$SECRET" -label cluster -scenario mesh -n 50000 -watch 20 -period 5s -changes 12 -procs 3 -user-base "$base" | tee -a "$OUT"
+		"$BIN/presence-bench" -addr "$list" -jwt-secret "$SECRET" -label cluster -pid "${pids[0]}" -scenario mesh -n 50000 -watch 20 -period 5s -changes 12 -procs 3 -user-base "$base" | tee -a "$OUT"
 	done
 	for pid in "${pids[@]}"; do stop_server "$pid"; done
 }
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(idle latency fanout mesh rest)
+[ ${#suites[@]} -gt 0 ] || suites=(idle gogc latency fanout mesh rest)
 for s in "${suites[@]}"; do
 	echo "== $s (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 	"suite_$s"
