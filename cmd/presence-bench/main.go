@@ -54,6 +54,7 @@ type options struct {
 	label       string
 	sources     int
 	concurrency int
+	connectRate float64
 	userBase    int64
 	pid         int
 	timeout     time.Duration
@@ -89,6 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.label, "label", "", "free text copied into the JSON line")
 	fs.IntVar(&o.sources, "sources", 8, "loopback source addresses to spread connections over (127.0.0.2 ...)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "connections opened at once; requests in flight for rest")
+	fs.Float64Var(&o.connectRate, "connect-rate", 0, "new connections per second of this process (0: as fast as -concurrency allows); -procs divides it")
 	fs.Int64Var(&o.userBase, "user-base", 1_000_000, "first user id of the run")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, to read its memory from /proc (idle)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on the whole run")
@@ -137,7 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	defer cancel()
 	cfg := loadgen.Config{
 		Addrs: splitList(o.addrs), Secret: []byte(o.secret), Sources: o.sources,
-		Concurrency: o.concurrency, UserBase: o.userBase, ServerPID: o.pid, WaitTimeout: o.wait,
+		Concurrency: o.concurrency, ConnectRate: o.connectRate, UserBase: o.userBase, ServerPID: o.pid, WaitTimeout: o.wait,
 		Buckets: o.child,
 	}
 	if !o.quiet {

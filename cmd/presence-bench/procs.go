@@ -79,7 +79,8 @@ func meshProcs(ctx context.Context, o options, args []string) (loadgen.DeliveryR
 		count := min(per, o.n-first)
 		// The child's own flags come last and win.
 		cargs := append(append([]string{}, args...), "-procs=1", "-child",
-			"-first="+strconv.Itoa(first), "-count="+strconv.Itoa(count))
+			"-first="+strconv.Itoa(first), "-count="+strconv.Itoa(count),
+			"-connect-rate="+strconv.FormatFloat(o.connectRate/float64(o.procs), 'f', -1, 64))
 		c, err := startChild(cargs)
 		if err != nil {
 			return loadgen.DeliveryResult{}, err

@@ -102,6 +102,7 @@ func Idle(ctx context.Context, cfg Config, p IdleParams) (IdleResult, error) {
 
 	var connecting time.Duration
 	from := 0
+	d.start = time.Now()
 	for _, step := range steps {
 		cfg.progress("idle: connecting sockets %d..%d", from, step)
 		t0, cpu0 := time.Now(), startCPU(cfg.ServerPID)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,10 @@ type Config struct {
 	Sources int
 	// Concurrency is how many connections are opened at once. Default 64.
 	Concurrency int
+	// ConnectRate, when positive, paces new connections to this many a
+	// second, for servers that must write each one to a database; zero
+	// opens them as fast as Concurrency allows.
+	ConnectRate float64
 	// UserBase is added to every user id, so that runs against one server
 	// do not share users. Default 1,000,000.
 	UserBase int64
@@ -310,10 +315,12 @@ type dialer struct {
 	cfg     *Config
 	issuer  *auth.Issuer
 	dialers []*websocket.Dialer
+	paced   atomic.Int64 // connections started under ConnectRate
+	start   time.Time
 }
 
 func newDialer(cfg *Config) *dialer {
-	d := &dialer{cfg: cfg, issuer: auth.NewIssuer(cfg.Secret, 24*time.Hour)}
+	d := &dialer{cfg: cfg, issuer: auth.NewIssuer(cfg.Secret, 24*time.Hour), start: time.Now()}
 	pool := &sync.Pool{}
 	for i := range cfg.Sources {
 		nd := &net.Dialer{Timeout: cfg.WaitTimeout, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}}
@@ -338,6 +345,12 @@ func (d *dialer) token(user int64) (string, error) {
 
 // dial connects client i as user with a token signed beforehand.
 func (d *dialer) dial(ctx context.Context, i int, token string) (*websocket.Conn, error) {
+	if r := d.cfg.ConnectRate; r > 0 {
+		n := d.paced.Add(1) - 1
+		if err := sleep(ctx, time.Until(d.start.Add(time.Duration(float64(n)/r*float64(time.Second))))); err != nil {
+			return nil, err
+		}
+	}
 	addr := d.cfg.Addrs[i%len(d.cfg.Addrs)]
 	h := http.Header{"Authorization": {"Bearer " + token}}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.WaitTimeout)

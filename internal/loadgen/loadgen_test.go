@@ -53,6 +53,19 @@ func TestIdleHoldsSocketsAndSamplesMemory(t *testing.T) {
 	}
 }
 
+func TestConnectRatePacesDials(t *testing.T) {
+	cfg := startServer(t)
+	cfg.ConnectRate = 50
+	res, err := loadgen.Idle(testContext(t), cfg, loadgen.IdleParams{Sockets: 11, Settle: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Eleven dials at 50 a second: the last may not start before 200 ms.
+	if res.Connected != 11 || res.ConnectSeconds < 0.2 {
+		t.Fatalf("connected %d in %v s; want 11 in at least 0.2 s", res.Connected, res.ConnectSeconds)
+	}
+}
+
 func TestIdleCountsRefusedTokens(t *testing.T) {
 	cfg := startServer(t)
 	cfg.Secret = []byte("not the server's secret")

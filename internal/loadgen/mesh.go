@@ -230,6 +230,7 @@ func (m *mesh) run(ctx context.Context, first, count int, res *DeliveryResult) e
 	// Connect and subscribe; the schedule starts only after every
 	// subscription has been answered, so no change precedes a watcher.
 	cfg.progress("%s: connecting %d sockets", res.Scenario, count)
+	d.start = time.Now()
 	forEach(ctx, count, cfg.Concurrency, func(k int) {
 		w := &watchers[k]
 		w.user = first + k
