@@ -129,11 +129,10 @@ suite_rest() {
 suite_cluster() {
 	# 50,000 clients: one process may hold under 20,000 sockets here, so
 	# three nodes on one PostgreSQL database and three tool processes.
-	# Every change of state is a committed transaction, and a node's
-	# writer commits about 580 a second on this machine; the first try, a
-	# change per user every 60 s (833/s), overloaded the three nodes, the
-	# database and the three tool processes on two cores (BENCHMARKS.md).
-	# So each user changes once, at a time spread over 240 s (208/s).
+	# Every change of state is written to the database and applied by every
+	# node; a change per user every 60 s (833/s) overloaded the three
+	# nodes, the database and the three tool processes on two cores
+	# (BENCHMARKS.md), so each user changes once, spread over 240 s.
 	local db=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/presence_bench?sslmode=disable}
 	psql "${db%/*}/postgres?sslmode=disable" -qc "DROP DATABASE IF EXISTS presence_bench" -c "CREATE DATABASE presence_bench" >&2
 	local addrs=() pids=()
