@@ -130,6 +130,18 @@ func (f *fixture) subscribe(s *hub.Session, ids ...int64) []hub.Presence {
 	return snap
 }
 
+// watchOnline connects a watcher (user 1) to user id, then brings id
+// online and takes that event, so the test starts from a watched online
+// user with an empty queue.
+func (f *fixture) watchOnline(id int64, name string) *hub.Session {
+	f.t.Helper()
+	watcher := f.connect(1, "w")
+	f.subscribe(watcher, id)
+	f.connect(id, name)
+	expect(f.t, watcher, fmt.Sprintf("%d:%s:true:false:-", id, name))
+	return watcher
+}
+
 // drain returns what is queued on s once every goroutine has settled.
 func drain(s *hub.Session) []string {
 	synctest.Wait()
@@ -225,10 +237,7 @@ func TestHeartbeatKeepsOnlineForTTL(t *testing.T) {
 func TestAppearOfflineHoldsUntilOnlineAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := start(t, hub.Config{})
-		watcher := f.connect(1, "w")
-		f.subscribe(watcher, 2)
-		f.connect(2, "alice")
-		expect(t, watcher, "2:alice:true:false:-")
+		watcher := f.watchOnline(2, "alice")
 
 		off, on := false, true
 		st, err := f.h.SetStatus(f.ctx, 2, "alice", hub.StatusUpdate{Online: &off}, false)
@@ -251,10 +260,7 @@ func TestAppearOfflineHoldsUntilOnlineAgain(t *testing.T) {
 func TestBusyAndWaitTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := start(t, hub.Config{})
-		watcher := f.connect(1, "w")
-		f.subscribe(watcher, 2)
-		f.connect(2, "alice")
-		expect(t, watcher, "2:alice:true:false:-")
+		watcher := f.watchOnline(2, "alice")
 
 		busy, free, wait := true, false, 15
 		st, err := f.h.SetStatus(f.ctx, 2, "", hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}, false)
@@ -586,10 +592,7 @@ func setWait(f *fixture, wg *sync.WaitGroup, user int64, wait int, out *hub.Stat
 func watchAlice(t *testing.T) (*recordingStore, *fixture, *hub.Session) {
 	store := &recordingStore{Store: memory.New()}
 	f := startWith(t, store, hub.Config{})
-	watcher := f.connect(1, "w")
-	f.subscribe(watcher, 2)
-	f.connect(2, "alice")
-	expect(t, watcher, "2:alice:true:false:-")
+	watcher := f.watchOnline(2, "alice")
 	return store, f, watcher
 }
 
