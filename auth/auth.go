@@ -27,6 +27,11 @@ import (
 // ErrInvalidToken wraps every reason a token is refused.
 var ErrInvalidToken = errors.New("invalid or expired token")
 
+// MinSecretBytes is the shortest HS256 secret accepted: RFC 7518,
+// section 3.2, requires a key at least as long as the hash output, 256
+// bits. A shorter secret can be brute-forced from any one token.
+const MinSecretBytes = 32
+
 // MaxTokenBytes bounds the length of a token. Real tokens are well under
 // 2 KiB; refusing longer ones before any decoding keeps a hostile client
 // from making the server parse megabytes of base64.
@@ -47,7 +52,7 @@ type Claims struct {
 // PublicKeys and JWKSURL is required; each key accepts only its own
 // algorithm, so a public key can never be used as an HMAC secret.
 type Config struct {
-	// Secrets are the HS256 keys. A token signed with any of them is
+	// Secrets are the HS256 keys, each at least MinSecretBytes long. A token signed with any of them is
 	// accepted, so a new key can be rolled out before the old one is
 	// retired; the first one signs development tokens.
 	Secrets [][]byte
@@ -94,8 +99,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{keys: cfg.PublicKeys, leeway: cfg.Leeway}
 	methods := map[string]bool{}
 	for i, s := range cfg.Secrets {
-		if len(s) == 0 {
-			return nil, fmt.Errorf("auth: secret %d is empty", i)
+		if len(s) < MinSecretBytes {
+			return nil, fmt.Errorf("auth: secret %d is %d bytes; HS256 needs at least %d (RFC 7518, section 3.2)", i, len(s), MinSecretBytes)
 		}
 		v.secrets = append(v.secrets, s)
 		methods[jwt.SigningMethodHS256.Alg()] = true

@@ -19,9 +19,9 @@ import (
 )
 
 var (
-	secret      = []byte("current-secret-0123456789abcdef")
-	prevSecret  = []byte("previous-secret-0123456789abcde")
-	otherSecret = []byte("someone-elses-secret-0123456789")
+	secret      = []byte("current-secret-0123456789abcdef-0")
+	prevSecret  = []byte("previous-secret-0123456789abcde-0")
+	otherSecret = []byte("someone-elses-secret-0123456789-0")
 )
 
 // sign makes a token with the given method, key and claims; kid, when not
@@ -328,6 +328,9 @@ func TestBadKeyConfigurationIsRefused(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"nothing":              {},
 		"empty secret":         {Secrets: [][]byte{{}}},
+		"one-byte secret":      {Secrets: [][]byte{[]byte("x")}},
+		"31-byte secret":       {Secrets: [][]byte{[]byte("0123456789abcdef0123456789abcde")}},
+		"short second secret":  {Secrets: [][]byte{secret, []byte("short")}},
 		"key pinned wrongly":   {PublicKeys: []PublicKey{{Alg: "RS256", Key: ec.Key}}},
 		"unsupported key type": {PublicKeys: []PublicKey{{Alg: "HS256", Key: secret}}},
 		"plain http JWKS":      {JWKSURL: "http://auth.example/jwks.json"},
@@ -341,6 +344,13 @@ func TestBadKeyConfigurationIsRefused(t *testing.T) {
 	}
 	if _, err := NewVerifier(Config{JWKSURL: "https://auth.example/jwks.json"}); err != nil {
 		t.Fatalf("an https JWKS URL was refused: %v", err)
+	}
+	_, err = NewVerifier(Config{Secrets: [][]byte{[]byte("0123456789abcdef0123456789abcde")}})
+	if err == nil || !strings.Contains(err.Error(), "31 bytes") || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("a 31-byte secret: %v, want an error giving its length and the least", err)
+	}
+	if _, err := NewVerifier(Config{Secrets: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}}); err != nil {
+		t.Fatalf("a 32-byte secret was refused: %v", err)
 	}
 }
 

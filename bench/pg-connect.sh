@@ -27,7 +27,7 @@ RUNS=${RUNS:-3}
 CONCURRENCY=${CONCURRENCY:-64 256}
 PORT=${PORT:-18090}
 DB=${DATABASE_URL:-${PRESENCE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}}
-SECRET=bench-secret-$$
+SECRET=bench-secret-$$-0123456789abcdef0123
 export PGOPTIONS="-c client_min_messages=warning"
 [ $# -gt 0 ] || set -- .
 

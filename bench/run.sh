@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d).jsonl}
-SECRET=${SECRET:-bench-secret-$(date +%s)}
+SECRET=${SECRET:-bench-secret-$(date +%s)-0123456789abcdef}
 PORT=${PORT:-18080}
 # Connection storms from eight source addresses, a publisher sending 100+
 # changes a second on one socket, and REST traffic of 1,000 users at more

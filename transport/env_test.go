@@ -22,7 +22,7 @@ import (
 	"github.com/presenced/presenced/transport"
 )
 
-const secret = "test-secret"
+const secret = "transport-test-secret-0123456789abcdef"
 
 // waitFor bounds every wait for an event; generous because test machines
 // are shared.

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const secret = "bench-test-secret"
+const secret = "bench-test-secret-0123456789abcdef"
 
 // bench runs the command with args against a fresh server and decodes its
 // JSON line into out.

@@ -30,7 +30,7 @@ import (
 // a node can be killed with SIGKILL. Leases and sweeps are short so that
 // the tests take seconds; the bounds they check are computed from them.
 const (
-	clusterSecret = "cluster-test-secret"
+	clusterSecret = "cluster-test-secret-0123456789abcdef"
 	leaseTTL      = 2 * time.Second
 	sweepInterval = 500 * time.Millisecond
 	clusterGrace  = time.Second

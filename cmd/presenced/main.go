@@ -47,6 +47,8 @@ func main() {
 type options struct {
 	addr            string
 	dev             bool
+	devSecret       string
+	devFromEnv      bool // PRESENCE_DEV was set, and ignored
 	jwtSecret       string
 	jwtSecretPrev   string
 	jwtIssuer       string
@@ -93,8 +95,9 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(&o.addr, "addr", ":8080", "address to listen on")
-	fs.BoolVar(&o.dev, "dev", false, "development mode: invent a secret if none is set, enable POST /dev/token, allow any origin")
-	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret of the bearer tokens (required unless -dev)")
+	fs.BoolVar(&o.dev, "dev", false, "development mode: sign tokens at POST /dev/token with -dev-secret or a random key, allow any origin; refused together with a production key")
+	fs.StringVar(&o.devSecret, "dev-secret", "", "HS256 secret of development mode (at least 32 bytes), so that tokens outlive a restart; empty: a random one at each start")
+	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret of the bearer tokens, at least 32 bytes")
 	fs.StringVar(&o.jwtSecretPrev, "jwt-secret-previous", "", "a second HS256 secret still accepted during key rotation")
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "when set, tokens must carry this iss")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "when set, tokens must carry this aud")
@@ -135,12 +138,23 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// commandLineOnly are the flags that no environment variable sets.
+// Development mode opens POST /dev/token to anyone, so it must be asked
+// for where the command is written, not inherited from an environment
+// that a deployment shares with a developer's shell.
+var commandLineOnly = map[string]bool{"dev": true}
+
 // parseFlags reads args, with PRESENCE_* environment variables as defaults.
 func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
 	var o options
 	fs := newFlags(&o, output)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		if commandLineOnly[f.Name] {
+			o.devFromEnv = getenv(envName(f.Name)) != ""
+			f.Usage += " (command line only)"
+			return
+		}
 		if v := getenv(envName(f.Name)); v != "" {
 			if err := f.Value.Set(v); err != nil && envErr == nil {
 				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
@@ -178,6 +192,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log, err := newLogger(stderr, o.logFormat, level)
 	if err != nil {
 		return err
+	}
+	if o.devFromEnv {
+		log.Warn("PRESENCE_DEV is ignored: development mode is switched on only by -dev on the command line")
 	}
 
 	acfg, err := authConfig(&o)
@@ -321,12 +338,37 @@ func openStore(ctx context.Context, o *options, m *metrics.Metrics, log *slog.Lo
 	}, nil
 }
 
-// authConfig gathers the keys that verify tokens. In development mode
-// without a secret it invents one, so that POST /dev/token can sign.
+// authConfig gathers the keys that verify tokens. Development mode has
+// one key of its own, -dev-secret or a random one, and no other: its
+// POST /dev/token signs a token for anyone who asks, so a production key
+// beside it would let anyone sign in as any user.
 func authConfig(o *options) (auth.Config, error) {
 	cfg := auth.Config{
 		JWKSURL: o.jwksURL, JWKSMaxAge: o.jwksMaxAge, JWKSMinRefresh: o.jwksMinRefresh,
 		Issuer: o.jwtIssuer, Audience: o.jwtAudience, Leeway: o.jwtLeeway,
+	}
+	if o.dev {
+		for _, p := range []struct{ name, value string }{
+			{"-jwt-secret", o.jwtSecret}, {"-jwt-secret-previous", o.jwtSecretPrev},
+			{"-jwt-public-key-file", o.jwtPublicKeys}, {"-jwt-jwks-url", o.jwksURL},
+		} {
+			if p.value != "" {
+				return cfg, fmt.Errorf("-dev refuses to start with %s (or %s) set: development mode signs a token for anyone at POST /dev/token, so it must never hold a production key; drop -dev, or drop %s and use -dev-secret for a stable development key",
+					p.name, envName(strings.TrimPrefix(p.name, "-")), p.name)
+			}
+		}
+		secret := o.devSecret
+		if secret == "" {
+			secret = randomSecret()
+		}
+		if err := checkSecret("-dev-secret", secret); err != nil {
+			return cfg, err
+		}
+		cfg.Secrets = [][]byte{[]byte(secret)}
+		return cfg, nil
+	}
+	if o.devSecret != "" {
+		return cfg, errors.New("-dev-secret (or PRESENCE_DEV_SECRET) is set without -dev: it is development mode's key; give production keys with -jwt-secret, -jwt-public-key-file or -jwt-jwks-url")
 	}
 	for _, path := range splitList(o.jwtPublicKeys) {
 		data, err := os.ReadFile(path)
@@ -339,18 +381,29 @@ func authConfig(o *options) (auth.Config, error) {
 		}
 		cfg.PublicKeys = append(cfg.PublicKeys, keys...)
 	}
-	if o.jwtSecret == "" && o.dev {
-		o.jwtSecret = randomSecret()
-	}
 	if o.jwtSecret == "" && len(cfg.PublicKeys) == 0 && cfg.JWKSURL == "" {
 		return cfg, errors.New("no way to verify tokens: set PRESENCE_JWT_SECRET (or -jwt-secret), -jwt-public-key-file or -jwt-jwks-url, or run with -dev")
 	}
-	for _, s := range []string{o.jwtSecret, o.jwtSecretPrev} {
-		if s != "" {
-			cfg.Secrets = append(cfg.Secrets, []byte(s))
+	for _, p := range []struct{ name, value string }{{"-jwt-secret", o.jwtSecret}, {"-jwt-secret-previous", o.jwtSecretPrev}} {
+		if p.value == "" {
+			continue
 		}
+		if err := checkSecret(p.name, p.value); err != nil {
+			return cfg, err
+		}
+		cfg.Secrets = append(cfg.Secrets, []byte(p.value))
 	}
 	return cfg, nil
+}
+
+// checkSecret refuses an HS256 secret shorter than RFC 7518 allows, naming
+// the flag it came from.
+func checkSecret(flagName, secret string) error {
+	if len(secret) < auth.MinSecretBytes {
+		return fmt.Errorf("%s (or %s) is %d bytes; an HS256 secret must be at least %d bytes (RFC 7518, section 3.2), since a shorter one can be guessed from any token it signed: make one with `openssl rand -hex 32`",
+			flagName, envName(strings.TrimPrefix(flagName, "-")), len(secret), auth.MinSecretBytes)
+	}
+	return nil
 }
 
 // newLogger returns the process's logger: JSON lines for log collectors by

@@ -137,7 +137,7 @@ func TestWithoutDevModeSecretIsRequiredAndDevTokenIsAbsent(t *testing.T) {
 		t.Fatalf("start without a secret: %v, want an error naming PRESENCE_JWT_SECRET", err)
 	}
 
-	addr, logs, _ := startServer(t, nil, map[string]string{"PRESENCE_JWT_SECRET": "s3cret"})
+	addr, logs, _ := startServer(t, nil, map[string]string{"PRESENCE_JWT_SECRET": "s3cret-0123456789abcdef0123456789"})
 	if strings.Contains(logs.String(), "development mode") {
 		t.Fatal("dev mode announced without -dev")
 	}
@@ -172,5 +172,105 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-h does not list %s", want)
 		}
+	}
+}
+
+// TestDevModeHoldsNoProductionKey: -dev signs a token for anyone, so it
+// refuses to start beside any key that verifies production tokens, and
+// says why.
+func TestDevModeHoldsNoProductionKey(t *testing.T) {
+	good := "production-secret-0123456789abcdef"
+	for name, tc := range map[string]struct {
+		args []string
+		vars map[string]string
+		want string
+	}{
+		"-jwt-secret":               {[]string{"-dev", "-jwt-secret", good}, nil, "-dev refuses to start with -jwt-secret"},
+		"PRESENCE_JWT_SECRET":       {[]string{"-dev"}, map[string]string{"PRESENCE_JWT_SECRET": good}, "-dev refuses to start with -jwt-secret (or PRESENCE_JWT_SECRET)"},
+		"-jwt-secret-previous":      {[]string{"-dev", "-jwt-secret-previous", good}, nil, "-dev refuses to start with -jwt-secret-previous"},
+		"-jwt-public-key-file":      {[]string{"-dev", "-jwt-public-key-file", "/etc/keys/auth.pem"}, nil, "-dev refuses to start with -jwt-public-key-file"},
+		"-jwt-jwks-url":             {[]string{"-dev", "-jwt-jwks-url", "https://auth.example/jwks.json"}, nil, "-dev refuses to start with -jwt-jwks-url"},
+		"-dev-secret without -dev":  {[]string{"-jwt-secret", good, "-dev-secret", good}, nil, "-dev-secret (or PRESENCE_DEV_SECRET) is set without -dev"},
+		"a short -dev-secret":       {[]string{"-dev", "-dev-secret", "dev"}, nil, "-dev-secret (or PRESENCE_DEV_SECRET) is 3 bytes; an HS256 secret must be at least 32 bytes"},
+		"a one-byte -jwt-secret":    {[]string{"-jwt-secret", "x"}, nil, "-jwt-secret (or PRESENCE_JWT_SECRET) is 1 bytes; an HS256 secret must be at least 32 bytes (RFC 7518"},
+		"a 31-byte secret from env": {nil, map[string]string{"PRESENCE_JWT_SECRET": good[:31]}, "-jwt-secret (or PRESENCE_JWT_SECRET) is 31 bytes"},
+		"a short previous secret":   {[]string{"-jwt-secret", good, "-jwt-secret-previous", "old"}, nil, "-jwt-secret-previous (or PRESENCE_JWT_SECRET_PREVIOUS) is 3 bytes"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), env(tc.vars), &syncBuffer{}, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	// A 32-byte secret is enough.
+	addr, _, _ := startServer(t, nil, map[string]string{"PRESENCE_JWT_SECRET": good[:32]})
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz with a 32-byte secret: %d", resp.StatusCode)
+	}
+}
+
+// TestDevModeIsNotSwitchedOnByTheEnvironment: PRESENCE_DEV alone starts
+// no development mode (the server then wants a real key), and beside a
+// real key it is ignored with a warning.
+func TestDevModeIsNotSwitchedOnByTheEnvironment(t *testing.T) {
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, env(map[string]string{"PRESENCE_DEV": "true"}), &syncBuffer{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "no way to verify tokens") {
+		t.Fatalf("PRESENCE_DEV=true alone: %v, want the error for a missing key", err)
+	}
+	addr, logs, _ := startServer(t, nil, map[string]string{"PRESENCE_DEV": "true", "PRESENCE_JWT_SECRET": "production-secret-0123456789abcdef"})
+	if !strings.Contains(logs.String(), "PRESENCE_DEV is ignored") || strings.Contains(logs.String(), "development mode:") {
+		t.Fatalf("PRESENCE_DEV beside a real key must be ignored with a warning:\n%s", logs)
+	}
+	resp, err := http.Post("http://"+addr+"/dev/token", "application/json", strings.NewReader(`{"user_id":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("POST /dev/token with PRESENCE_DEV=true: %d, want 404", resp.StatusCode)
+	}
+	var help bytes.Buffer
+	_, _ = parseFlags([]string{"-h"}, env(nil), &help)
+	if !strings.Contains(help.String(), "(command line only)") {
+		t.Fatalf("-h does not say -dev is for the command line only:\n%s", help.String())
+	}
+}
+
+// TestDevSecretKeepsTokensAcrossARestart: with -dev-secret a token from
+// one run of the server is still good after a restart; without it, it is
+// not.
+func TestDevSecretKeepsTokensAcrossARestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"-dev-secret", []string{"-dev", "-dev-secret", "a-stable-development-secret-0123456789"}, http.StatusOK},
+		{"a random key", []string{"-dev"}, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _, stop := startServer(t, tc.args, nil)
+			tok := devToken(t, addr, `{"user_id":7,"username":"dora"}`)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			addr, _, _ = startServer(t, tc.args, nil)
+			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/users/me/heartbeat", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("the first run's token after a restart: %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
 	}
 }

@@ -43,7 +43,9 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("README's configuration table lacks -%s; add:\n| `-%s` | `%s` | %s | %s |", f.Name, f.Name, envName(f.Name), wantDefault, f.Usage)
-		case !strings.Contains(row[0], "`"+envName(f.Name)+"`"):
+		case commandLineOnly[f.Name] && !strings.HasPrefix(row[0], "none"):
+			t.Errorf("README: -%s is set on the command line only; its variable cell must say none, not %s", f.Name, row[0])
+		case !commandLineOnly[f.Name] && !strings.Contains(row[0], "`"+envName(f.Name)+"`"):
 			t.Errorf("README: -%s's variable is %s, not %s", f.Name, envName(f.Name), row[0])
 		case row[1] != wantDefault:
 			t.Errorf("README: -%s defaults to %q, not %q", f.Name, wantDefault, row[1])

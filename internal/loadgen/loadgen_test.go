@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const secret = "load-test-secret"
+const secret = "load-test-secret-0123456789abcdef"
 
 // startServer runs a real server and returns a Config that points at it.
 func startServer(t *testing.T) loadgen.Config {

@@ -443,7 +443,7 @@ describe('against a live server', () => {
     t.after(closeAll);
     const secret = 'a test secret that is long enough for HS256';
     // No leeway: the server closes a socket with 4002 right at its token's exp.
-    const s = await startServer(['-jwt-secret', secret, '-jwt-leeway', '0s']);
+    const s = await startServer(['-dev-secret', secret, '-jwt-leeway', '0s']);
     t.after(() => s.stop());
     const proxy = await startProxy(s.addr);
     t.after(() => proxy.close());
