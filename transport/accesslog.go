@@ -98,32 +98,134 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
-// secretParams are query parameters whose values are credentials.
-// Browsers pass the socket's token as access_token because they cannot set
-// headers on a WebSocket; it must never reach a log.
-var secretParams = []string{"access_token", "token"}
+// secretParams are the names under which a credential is written to the
+// access log as REDACTED, most specific first. Browsers pass the socket's
+// token as access_token because they cannot set headers on a WebSocket;
+// the others are what a client gone astray might send. A parameter is
+// secret when its name, decoded and folded to lower-case letters and
+// digits, contains one of these folded the same way: ACCESS_TOKEN,
+// access%5Ftoken, accessToken, access_token[] and refresh_token all are.
+var secretParams = []string{"access_token", "refresh_token", "id_token", "token", "authorization", "jwt"}
 
 // redactedURI returns the path and query of u with the value of every
 // secret parameter replaced. It works on the raw query, so that a
-// malformed query is logged as sent rather than dropped or re-encoded.
+// malformed query is logged as sent rather than dropped or re-encoded,
+// and it splits the query on both '&' and ';' as servers have done (Go's
+// before 1.17, many proxies and frameworks still): whatever some server
+// on the way could read as a token is redacted. A pair whose name or
+// value looks like a JWT is redacted whole, whatever its name.
 func redactedURI(u *url.URL) string {
 	path := u.EscapedPath()
 	if u.RawQuery == "" {
 		return path
 	}
-	parts := strings.Split(u.RawQuery, "&")
-	for i, p := range parts {
-		key, _, _ := strings.Cut(p, "=")
-		if k, err := url.QueryUnescape(key); err == nil {
-			key = k
+	var b strings.Builder
+	b.Grow(len(path) + 1 + len(u.RawQuery))
+	b.WriteString(path)
+	b.WriteByte('?')
+	q := u.RawQuery
+	for {
+		i := strings.IndexAny(q, "&;")
+		part := q
+		if i >= 0 {
+			part = q[:i]
 		}
+		b.WriteString(redactPair(part))
+		if i < 0 {
+			break
+		}
+		b.WriteByte(q[i])
+		q = q[i+1:]
+	}
+	return b.String()
+}
+
+// redactPair returns one name=value pair of a query as it may be logged.
+func redactPair(pair string) string {
+	rawKey, rawValue, _ := strings.Cut(pair, "=")
+	key, value := looseUnescape(rawKey), looseUnescape(rawValue)
+	if looksLikeJWT(key) {
+		return "REDACTED"
+	}
+	if folded := fold(key); folded != "" {
 		for _, secret := range secretParams {
-			if strings.EqualFold(strings.TrimSpace(key), secret) {
-				parts[i] = secret + "=REDACTED"
+			if strings.Contains(folded, fold(secret)) {
+				return secret + "=REDACTED"
 			}
 		}
 	}
-	return path + "?" + strings.Join(parts, "&")
+	if looksLikeJWT(value) {
+		return "REDACTED"
+	}
+	return pair
+}
+
+// looseUnescape decodes s as a server might, and as often as one on the
+// way might: '+' is a space and each valid %XX its byte, applied until
+// nothing changes (a few rounds at most, since each one shortens s). An
+// invalid escape is kept as it is instead of failing the whole name, as
+// lenient servers do.
+func looseUnescape(s string) string {
+	for range 4 {
+		if !strings.ContainsAny(s, "%+") {
+			return s
+		}
+		var b strings.Builder
+		b.Grow(len(s))
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case c == '+':
+				b.WriteByte(' ')
+			case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+				b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+				i += 2
+			default:
+				b.WriteByte(c)
+			}
+		}
+		next := b.String()
+		if next == s {
+			return s
+		}
+		s = next
+	}
+	return s
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// fold keeps the ASCII letters and digits of s, in lower case, so that
+// separators, brackets, case and stray bytes do not disguise a name.
+func fold(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b = append(b, c)
+		case 'A' <= c && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		}
+	}
+	return string(b)
+}
+
+// looksLikeJWT says whether s holds what may be a JWT: the base64url of a
+// JSON object's opening '{"' ("eyJ") followed, further on, by a dot.
+func looksLikeJWT(s string) bool {
+	i := strings.Index(s, "eyJ")
+	return i >= 0 && strings.Contains(s[i:], ".")
 }
 
 // statusRecorder notes the status and size of an answer. It passes

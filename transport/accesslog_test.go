@@ -1,7 +1,10 @@
 package transport_test
 
 import (
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -150,6 +153,56 @@ func TestTokensNeverReachTheLog(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Fatalf("a token reached the log:\n%s", logs)
 		}
+	}
+}
+
+// TestTokensInAnySpellingNeverReachTheLog sends request lines as a
+// hostile or confused client writes them, byte for byte over TCP, with the
+// token under every spelling a server on the way might read as its name,
+// and finds none of the token in the log.
+func TestTokensInAnySpellingNeverReachTheLog(t *testing.T) {
+	e := startOps(t, transport.Config{})
+	tok := e.token(9)
+	queries := []string{
+		"x=1;access_token=" + tok, "access_token=" + tok + ";x=1", ";access_token=" + tok,
+		"ACCESS_TOKEN=" + tok, "Access_Token=" + tok, "access%5Ftoken=" + tok, "access%5ftoken=" + tok,
+		"%61ccess_token=" + tok, "access%255Ftoken=" + tok, "+access_token=" + tok, "access_token%00=" + tok,
+		"access_token[]=" + tok, "accessToken=" + tok, "access-token=" + tok, "token=" + tok, "TOKEN=" + tok,
+		"refresh_token=" + tok, "t=" + tok, tok, "x=1&" + tok, "access_token%3D" + tok,
+	}
+	for i, q := range queries {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /ws?%s HTTP/1.1\r\nHost: x\r\nX-Request-ID: spell-%d\r\nConnection: close\r\n\r\n", q, i)
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	for i := range queries {
+		e.waitLog(fmt.Sprintf("for request %d", i), func(l map[string]any) bool {
+			return l["msg"] == "http request" && l["request_id"] == fmt.Sprintf("spell-%d", i)
+		})
+	}
+	// A real socket whose token follows a ';' is refused (Go reads no
+	// pair with a ';' in it) and is not logged either.
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.URL, "http")+"/ws?v=1;access_token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ws.ReadMessage()
+	ws.Close()
+	if !websocket.IsCloseError(err, transport.CloseInvalidToken) {
+		t.Fatalf("a token after ';': %v, want close %d", err, transport.CloseInvalidToken)
+	}
+	e.waitLog("for the socket", func(l map[string]any) bool {
+		return l["msg"] == "http request" && l["uri"] == "/ws?v=1;access_token=REDACTED"
+	})
+	logs := e.logs.String()
+	if sig := tok[strings.LastIndexByte(tok, '.')+1:]; strings.Contains(logs, sig) || strings.Contains(logs, tok[:20]) {
+		t.Fatalf("a token reached the log:\n%s", logs)
 	}
 }
 

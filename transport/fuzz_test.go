@@ -2,6 +2,7 @@ package transport
 
 import (
 	"encoding/json"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,6 +115,65 @@ func FuzzDecodeClientMessage(f *testing.F) {
 			}
 			if up.WaitTime != nil && (*up.WaitTime < 0 || *up.WaitTime > MaxWaitTime) {
 				t.Fatalf("wait_time %d accepted", *up.WaitTime)
+			}
+		}
+	})
+}
+
+// FuzzRedactedURI checks the access log's redaction on any query: pairs
+// keep their separators and order, a pair is either kept byte for byte
+// or redacted, and whatever a server could read as a token, under any
+// spelling of its name or as a JWT anywhere, is redacted.
+func FuzzRedactedURI(f *testing.F) {
+	for _, q := range []string{
+		"access_token=abc", "x=1;access_token=abc", "ACCESS%5Ftoken=abc&b=2", "access%255Ftoken=abc",
+		"t=eyJhbGciOiJIUzI1NiJ9.e30.c2ln", "user_ids=1,2", "%zz=1&&;=", "+token+=x",
+	} {
+		f.Add(q)
+	}
+	split := func(q string) (parts []string, seps string) {
+		for {
+			i := strings.IndexAny(q, "&;")
+			if i < 0 {
+				return append(parts, q), seps
+			}
+			parts, seps, q = append(parts, q[:i]), seps+q[i:i+1], q[i+1:]
+		}
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		u := &url.URL{Path: "/ws", RawQuery: q}
+		out := redactedURI(u)
+		if q == "" {
+			if out != "/ws" {
+				t.Fatalf("no query logged as %q", out)
+			}
+			return
+		}
+		rest, ok := strings.CutPrefix(out, "/ws?")
+		if !ok {
+			t.Fatalf("%q logged as %q", q, out)
+		}
+		in, inSeps := split(q)
+		got, gotSeps := split(rest)
+		if inSeps != gotSeps || len(in) != len(got) {
+			t.Fatalf("%q logged as %q: the pairs moved", q, out)
+		}
+		for i, pair := range in {
+			redacted := got[i] != pair
+			if redacted && got[i] != "REDACTED" && !strings.HasSuffix(got[i], "=REDACTED") {
+				t.Fatalf("pair %q logged as %q", pair, got[i])
+			}
+			key, value, _ := strings.Cut(pair, "=")
+			// What a strict server reads, and what a lenient one does.
+			strict, err := url.QueryUnescape(key)
+			if err != nil {
+				strict = key
+			}
+			secretName := strings.EqualFold(strings.TrimSpace(strict), "access_token") || strings.EqualFold(strings.TrimSpace(strict), "token") ||
+				strings.Contains(fold(looseUnescape(key)), "token")
+			jwtLike := looksLikeJWT(looseUnescape(key)) || looksLikeJWT(looseUnescape(value))
+			if (secretName || jwtLike) && !redacted {
+				t.Fatalf("pair %q of %q was logged as it came", pair, q)
 			}
 		}
 	})

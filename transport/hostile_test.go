@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -384,5 +385,35 @@ func alive(c *client) {
 	c.send(`{"type":"ping","id":"alive?"}`)
 	if m := c.expect("pong"); m["id"] != "alive?" {
 		c.t.Fatalf("pong %v", m)
+	}
+}
+
+// TestHandshakeOfAnotherVersionNamesVersion13: RFC 6455 (section 4.2.2)
+// wants a refused handshake to carry Sec-WebSocket-Version with the
+// versions the server speaks, so that the client can retry with one.
+func TestHandshakeOfAnotherVersionNamesVersion13(t *testing.T) {
+	e := newEnv(t, options{})
+	tok := e.token(1, "a")
+	for name, version := range map[string]string{"version 8": "Sec-WebSocket-Version: 8\r\n", "no version": ""} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n%sSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer %s\r\n\r\n", version, tok)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct{ Detail string }
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Sec-WebSocket-Version") != "13" || !strings.Contains(body.Detail, "version") {
+				t.Fatalf("%d, Sec-WebSocket-Version %q, detail %q: want 400 naming version 13", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Version"), body.Detail)
+			}
+		})
 	}
 }

@@ -202,6 +202,11 @@ func New(h *hub.Hub, v Verifier, cfg Config) *Server {
 		HandshakeTimeout: 10 * time.Second,
 		CheckOrigin:      s.checkOrigin,
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			// RFC 6455, section 4.2.2: a refused handshake names the
+			// versions the server speaks, so a client on another one
+			// knows what to retry with. gorilla's own error answer sets
+			// it; this one replaces that answer, so it sets it too.
+			w.Header().Set("Sec-WebSocket-Version", "13")
 			writeError(w, status, reason.Error())
 		},
 	}
