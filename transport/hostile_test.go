@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -413,6 +415,117 @@ func TestHandshakeOfAnotherVersionNamesVersion13(t *testing.T) {
 			}
 			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Sec-WebSocket-Version") != "13" || !strings.Contains(body.Detail, "version") {
 				t.Fatalf("%d, Sec-WebSocket-Version %q, detail %q: want 400 naming version 13", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Version"), body.Detail)
+			}
+		})
+	}
+}
+
+// TestEveryPathAndMethodGetsTheRightHTTPAnswer drives the router with
+// paths and methods that no client should send and checks each answer:
+// JSON errors, 404 for what is not there, 405 with Allow for a method a
+// known path does not serve, HEAD wherever GET works, and the static
+// files only for GET and HEAD.
+func TestEveryPathAndMethodGetsTheRightHTTPAnswer(t *testing.T) {
+	static := fstest.MapFS{
+		"index.html":       {Data: []byte("<!doctype html><title>demo</title>")},
+		"presence.js":      {Data: []byte("export {};")},
+		"sub/notes.txt":    {Data: []byte("no index here")},
+		"docs/index.html":  {Data: []byte("<!doctype html><title>docs</title>")},
+		"docs/readme.html": {Data: []byte("<!doctype html><title>readme</title>")},
+	}
+	e := newEnv(t, options{transport: transport.Config{Static: static, Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "presenced_connections 0\n")
+	})}})
+	tok := e.token(1, "a")
+	for _, tc := range []struct {
+		method, path, token string
+		status              int
+		allow               string // the Allow header of a 405
+		body                string // what a 200's body starts with; "" for a HEAD
+	}{
+		// Unknown paths, API-looking or not.
+		{"GET", "/nope", "", 404, "", ""},
+		{"GET", "/users/1", tok, 404, "", ""},
+		{"GET", "/users/me/status/extra", tok, 404, "", ""},
+		{"GET", "/users/1/presence/x", tok, 404, "", ""},
+		{"DELETE", "/nope", "", 404, "", ""},
+		{"POST", "/api/v2/status", tok, 404, "", ""},
+		{"GET", "/sub/", "", 404, "", ""}, // a directory without index.html is never listed
+		{"GET", "/../../etc/passwd", "", 404, "", ""},
+		// Known paths, wrong methods.
+		{"DELETE", "/users/me/status", tok, 405, "GET, HEAD, PUT, PATCH", ""},
+		{"POST", "/users/me/status", tok, 405, "GET, HEAD, PUT, PATCH", ""},
+		{"DELETE", "/both/status/me", tok, 405, "GET, HEAD, PUT, PATCH", ""},
+		{"GET", "/users/me/heartbeat", tok, 405, "POST", ""},
+		{"PUT", "/both/status/heartbeat", tok, 405, "POST", ""},
+		{"POST", "/users/2/presence", tok, 405, "GET, HEAD", ""},
+		{"DELETE", "/users/presence?user_ids=1", tok, 405, "GET, HEAD", ""},
+		{"POST", "/healthz", "", 405, "GET, HEAD", ""},
+		{"PUT", "/readyz", "", 405, "GET, HEAD", ""},
+		{"POST", "/metrics", "", 405, "GET, HEAD", ""},
+		{"DELETE", "/openapi.json", "", 405, "GET, HEAD", ""},
+		{"POST", "/ws", tok, 405, "GET, HEAD", ""},
+		{"OPTIONS", "/users/me/status", "", 405, "GET, HEAD, PUT, PATCH", ""},
+		// The static files: GET and HEAD only.
+		{"POST", "/", "", 405, "GET, HEAD", ""},
+		{"PUT", "/presence.js", "", 405, "GET, HEAD", ""},
+		{"DELETE", "/docs/", "", 405, "GET, HEAD", ""},
+		{"GET", "/", "", 200, "", "<!doctype html><title>demo</title>"},
+		{"GET", "/presence.js", "", 200, "", "export {};"},
+		{"GET", "/docs/readme.html", "", 200, "", "<!doctype html><title>readme</title>"},
+		{"HEAD", "/", "", 200, "", ""},
+		{"HEAD", "/presence.js", "", 200, "", ""},
+		// HEAD wherever GET works.
+		{"HEAD", "/healthz", "", 200, "", ""},
+		{"HEAD", "/readyz", "", 200, "", ""},
+		{"HEAD", "/metrics", "", 200, "", ""},
+		{"HEAD", "/openapi.json", "", 200, "", ""},
+		{"HEAD", "/users/me/status", "", 401, "", ""},
+		{"HEAD", "/users/1/presence", tok, 404, "", ""},
+		{"HEAD", "/users/presence?user_ids=1", tok, 200, "", ""},
+		{"HEAD", "/users/me/heartbeat", tok, 405, "POST", ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, e.srv.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.path == "/../../etc/passwd" {
+				req.URL.Opaque = tc.path // sent as written, not cleaned by the client
+			}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%d %s, want %d", resp.StatusCode, body, tc.status)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.allow {
+				t.Fatalf("Allow %q, want %q", got, tc.allow)
+			}
+			if tc.method == "HEAD" {
+				if len(body) != 0 {
+					t.Fatalf("a HEAD answer has a body: %q", body)
+				}
+				return
+			}
+			if tc.status == 200 {
+				if !strings.HasPrefix(string(body), tc.body) {
+					t.Fatalf("body %q, want %q", body, tc.body)
+				}
+				return
+			}
+			var e struct{ Detail string }
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" || json.Unmarshal(body, &e) != nil || e.Detail == "" {
+				t.Fatalf("error answer %s %q is not {\"detail\": ...}", ct, body)
+			}
+			if want := map[int]string{404: "Not Found", 405: "Method Not Allowed"}[tc.status]; want != "" && e.Detail != want {
+				t.Fatalf("detail %q, want %q", e.Detail, want)
 			}
 		})
 	}

@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
@@ -175,6 +177,7 @@ type Server struct {
 	obs      Observer
 	upgrader websocket.Upgrader
 	router   chi.Router
+	static   http.Handler // the file server of cfg.Static; nil without
 
 	conns    sync.WaitGroup // reader and writer goroutines of every socket
 	draining atomic.Bool    // set by Drain: /readyz answers 503
@@ -210,6 +213,9 @@ func New(h *hub.Hub, v Verifier, cfg Config) *Server {
 			writeError(w, status, reason.Error())
 		},
 	}
+	if cfg.Static != nil {
+		s.static = http.FileServerFS(cfg.Static)
+	}
 	s.router = s.routes()
 	return s
 }
@@ -234,10 +240,14 @@ func (s *Server) Wait(ctx context.Context) error {
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(s.accessLog)
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "Not Found") })
-	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
-	})
+	// HEAD is answered wherever GET is, as HTTP asks (RFC 9110, section
+	// 9.3.2): net/http drops the body and keeps the headers.
+	r.Use(middleware.GetHead)
+	// The static files are not a route: a catch-all would take every
+	// method of every path that no route serves, and answer a DELETE of
+	// an API path with the file server's text/plain 404.
+	r.NotFound(s.notFound)
+	r.MethodNotAllowed(s.methodNotAllowed)
 	r.Get("/ws", s.serveWS)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
@@ -260,10 +270,64 @@ func (s *Server) routes() chi.Router {
 	if s.cfg.DevTokens != nil {
 		r.Post("/dev/token", s.devToken)
 	}
-	if s.cfg.Static != nil {
-		r.Handle("/*", http.FileServerFS(s.cfg.Static))
-	}
 	return r
+}
+
+// notFound serves a static file to GET and HEAD, refuses other methods on
+// one with 405, and answers every other path with a JSON 404.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Static != nil && staticFileExists(s.cfg.Static, r.URL.Path) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			s.static.ServeHTTP(w, r)
+			return
+		}
+		notAllowed(w, []string{http.MethodGet, http.MethodHead})
+		return
+	}
+	// The seed API's (FastAPI's) texts, which clients may compare.
+	writeError(w, http.StatusNotFound, "Not Found")
+}
+
+// routeMethods are the methods a 405's Allow header may name.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// methodNotAllowed answers a known path asked with a method it does not
+// serve, naming in Allow the ones it does (RFC 9110, section 15.5.6).
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range routeMethods {
+		probe := m
+		if m == http.MethodHead {
+			probe = http.MethodGet // HEAD goes wherever GET does
+		}
+		if s.router.Match(chi.NewRouteContext(), probe, r.URL.Path) {
+			allowed = append(allowed, m)
+		}
+	}
+	notAllowed(w, allowed)
+}
+
+func notAllowed(w http.ResponseWriter, allowed []string) {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+}
+
+// staticFileExists says whether urlPath names a file of fsys, or a
+// directory with an index.html (a directory without one would be listed).
+func staticFileExists(fsys fs.FS, urlPath string) bool {
+	name := strings.TrimPrefix(path.Clean("/"+urlPath), "/")
+	if name == "" {
+		name = "."
+	}
+	info, err := fs.Stat(fsys, name)
+	if err != nil {
+		return false
+	}
+	if info.IsDir() {
+		info, err = fs.Stat(fsys, path.Join(name, "index.html"))
+		return err == nil && !info.IsDir()
+	}
+	return true
 }
 
 type identityKey struct{}
