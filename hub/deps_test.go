@@ -1,9 +1,12 @@
 package hub_test
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/presenced/presenced/internal/needs"
 )
 
 // TestHubImportsOnlyTheStandardLibrary keeps HTTP, WebSocket, SQL and JWT
@@ -12,7 +15,7 @@ import (
 func TestHubImportsOnlyTheStandardLibrary(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
-		t.Skipf("go list unavailable: %v", err)
+		needs.Missing(t, fmt.Sprintf("go list failed: %v", err), "put the go command on PATH")
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		if dep != "github.com/presenced/presenced/hub" {

@@ -13,10 +13,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/storage/memory"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(needs.Main(m)) }
 
 // encodeEvent writes an event as "id:online:busy:wait" so tests can read it.
 func encodeEvent(p hub.Presence) []byte {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,10 +14,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/web"
 )
 
@@ -72,44 +75,76 @@ func TestDemoChromium(t *testing.T) {
 		chromium = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(chromium); err != nil {
-		unavailable(t, "no Chromium at "+chromium+" (apt-get install chromium)")
+		needs.Missing(t, "no Chromium at "+chromium+" (or at $CHROMIUM_PATH)", "apt-get install chromium")
 	}
 	runNode(t, node, 5*time.Minute, "test/demo.e2e.test.mjs")
 }
 
-// unavailable skips a test that needs something this machine lacks, or
-// fails it under CI, which must provide everything.
-func unavailable(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true but %s", what)
-	}
-	t.Skip("skipped: " + what)
-}
-
 // requireNode returns the path of node (20 or newer) once the npm
-// packages are installed (npm ci in web/).
+// packages are installed, installing them with npm ci when they are not.
 func requireNode(t *testing.T, packages ...string) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		unavailable(t, "node is not installed (apt-get install nodejs npm)")
+		needs.Missing(t, "node is not on PATH", "apt-get install nodejs npm")
 	}
 	out, err := exec.Command(node, "--version").Output()
 	if err != nil {
-		unavailable(t, "node --version failed: "+err.Error())
+		needs.Missing(t, "node --version failed: "+err.Error(), "apt-get install nodejs npm")
 	}
 	version := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
 	major, _ := strconv.Atoi(strings.SplitN(version, ".", 2)[0])
 	if major < 20 {
-		unavailable(t, "node "+version+" is older than 20")
+		needs.Missing(t, "node "+version+" is older than 20", "put Node 20 or newer first on PATH (.ci/run shows one way)")
 	}
-	for _, p := range packages {
-		if _, err := os.Stat(filepath.Join("node_modules", p, "package.json")); err != nil {
-			unavailable(t, "node_modules/"+p+" is missing (run npm ci in web/)")
-		}
+	if missingPackage(packages) != "" {
+		npmInstall(t)
+	}
+	if p := missingPackage(packages); p != "" {
+		t.Fatalf("npm ci succeeded but node_modules/%s is still missing: is it in package.json?", p)
 	}
 	return node
+}
+
+// missingPackage names the first of packages not installed in
+// node_modules, or is empty.
+func missingPackage(packages []string) string {
+	for _, p := range packages {
+		if _, err := os.Stat(filepath.Join("node_modules", p, "package.json")); err != nil {
+			return p
+		}
+	}
+	return ""
+}
+
+var npm struct {
+	once sync.Once
+	err  error
+}
+
+// npmInstall runs npm ci in web/ once per test binary, as a developer
+// would after cloning: the packages are test-only (ws, typescript,
+// playwright-core, which downloads no browser) and pinned by
+// package-lock.json. It needs the npm registry, or npm's cache.
+func npmInstall(t *testing.T) {
+	t.Helper()
+	path, err := exec.LookPath("npm")
+	if err != nil {
+		needs.Missing(t, "node_modules is not installed and npm is not on PATH", "apt-get install npm, then cd web && npm ci")
+	}
+	npm.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, path, "ci", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			npm.err = fmt.Errorf("%v: %s", err, lines[len(lines)-1])
+		}
+	})
+	if npm.err != nil {
+		needs.Missing(t, "node_modules is not installed and npm ci failed ("+npm.err.Error()+")", "cd web && npm ci")
+	}
 }
 
 // runNode builds presenced and runs node test files with it. Node's report
@@ -118,7 +153,7 @@ func runNode(t *testing.T, node string, timeout time.Duration, files ...string) 
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		unavailable(t, "the go command is not on PATH, so presenced cannot be built")
+		needs.Missing(t, "the go command is not on PATH, so presenced cannot be built", "put go on PATH")
 	}
 	trackInputs(t)
 	bin := filepath.Join(t.TempDir(), "presenced")

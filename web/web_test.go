@@ -5,10 +5,13 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/presenced/presenced/internal/needs"
 )
 
-// TestMain fails the package's tests if any goroutine outlives them.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain fails the package's tests if any goroutine outlives them, and
+// names the tests that skipped for want of node or Chromium.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(needs.Main(m)) }
 
 func TestFSServesIndexAtTheRoot(t *testing.T) {
 	b, err := fs.ReadFile(FS(), "index.html")

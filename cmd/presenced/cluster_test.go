@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/internal/pgtest"
 	"github.com/presenced/presenced/storage/postgres"
 )
@@ -53,6 +54,10 @@ func presencedBinary(t *testing.T) string {
 		dir, err := os.MkdirTemp("", "presenced-bin-")
 		if err != nil {
 			buildErr = err
+			return
+		}
+		if !needs.AtEnd(func() { _ = os.RemoveAll(dir) }) {
+			buildErr = errors.New("TestMain must run the tests through needs.Main, which removes the binary")
 			return
 		}
 		binary = filepath.Join(dir, "presenced")

@@ -13,9 +13,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
+
+	"github.com/presenced/presenced/internal/needs"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(needs.Main(m)) }
 
 // syncBuffer collects the server's log lines.
 type syncBuffer struct {

@@ -11,10 +11,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/presenced/presenced/internal/loadgen"
+	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/internal/testserver"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(needs.Main(m)) }
 
 const secret = "load-test-secret-0123456789abcdef"
 
@@ -188,7 +189,7 @@ func TestRefusesAddressesOffLoopback(t *testing.T) {
 func TestRSSAndCPUTimeOfThisProcess(t *testing.T) {
 	rss, err := loadgen.RSS(os.Getpid())
 	if err != nil {
-		t.Skip("no /proc here:", err)
+		needs.Missing(t, "no /proc here: "+err.Error(), "run the tests on Linux")
 	}
 	if rss < 1<<20 {
 		t.Fatalf("RSS of a Go test binary is %d bytes; want over 1 MiB", rss)

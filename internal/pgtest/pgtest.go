@@ -1,51 +1,86 @@
 // Package pgtest gives each test its own schema in the test database, so
 // that tests run in parallel and leave nothing behind.
 //
-// The database is named by PRESENCE_TEST_DATABASE_URL. Without it, or
-// when it cannot be reached, tests that need it skip with a message;
-// under CI=true they fail instead, because CI must not pass by skipping.
+// The database is named by PRESENCE_TEST_DATABASE_URL. Without it, the
+// tests of one test binary share a private server (see [Private]),
+// started at the first test that asks for it and stopped when the
+// binary's tests end, so that go test ./... runs the PostgreSQL tests on
+// any machine with PostgreSQL's server programs installed. Tests that
+// find neither skip, and are named in the block of skipped tests that
+// [needs] writes; under CI=true they fail instead, because CI must not
+// pass by skipping. A package that uses pgtest runs its tests with
+// goleak.VerifyTestMain(needs.Main(m)).
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/presenced/presenced/internal/needs"
 )
 
 // EnvURL names the environment variable that holds the test database.
 const EnvURL = "PRESENCE_TEST_DATABASE_URL"
 
-// URL returns the test database's URL, or skips (fails under CI) when
-// there is none or it does not answer.
+// URL returns the test database's URL: PRESENCE_TEST_DATABASE_URL's,
+// or the shared private server's. It skips (fails under CI) when the
+// named database does not answer, or when there is none and no server
+// can be started.
 func URL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv(EnvURL)
 	if u == "" {
-		unavailable(t, EnvURL+" is not set (e.g. postgres://postgres@127.0.0.1:5432/test)")
+		return sharedURL(t)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
-		unavailable(t, "the test database does not answer: "+err.Error())
+		needs.Missing(t, EnvURL+" names a database that does not answer: "+err.Error(), "start that server, or unset "+EnvURL+" to use a private one")
 	}
 	_ = conn.Close(ctx)
 	return u
 }
 
-func unavailable(t testing.TB, why string) {
+var shared struct {
+	once sync.Once
+	url  string
+	err  error
+}
+
+// sharedURL starts the test binary's private server on first use.
+func sharedURL(t testing.TB) string {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("PostgreSQL is required in CI: %s", why)
+	shared.once.Do(func() {
+		p, err := startPrivate()
+		if err != nil {
+			shared.err = err
+			return
+		}
+		if !needs.AtEnd(p.remove) {
+			p.remove()
+			shared.err = errors.New("the shared PostgreSQL server would outlive the tests: make this package's TestMain goleak.VerifyTestMain(needs.Main(m))")
+			return
+		}
+		shared.url = p.URL
+	})
+	if errors.Is(shared.err, errNoServer) {
+		needs.Missing(t, shared.err.Error(), installServer+", or set "+EnvURL+" to a server's database")
 	}
-	t.Skipf("needs PostgreSQL: %s", why)
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.url
 }
 
 // Schema creates a schema of its own for t, dropped when t ends, and

@@ -16,11 +16,12 @@ import (
 
 	"github.com/presenced/presenced/hub"
 	"github.com/presenced/presenced/internal/faultproxy"
+	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/internal/pgtest"
 	"github.com/presenced/presenced/storage/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(needs.Main(m)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
