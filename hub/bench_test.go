@@ -41,7 +41,7 @@ func runBenchHub(b *testing.B, cfg hub.Config) *hub.Hub {
 }
 
 func benchConnect(b *testing.B, h *hub.Hub, id int64) *hub.Session {
-	s, err := h.Connect(context.Background(), id, "u")
+	s, err := h.Connect(context.Background(), hub.Client{UserID: id, Username: "u"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func BenchmarkBroadcast(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				wait := i % 10000
-				if _, err := h.SetStatus(ctx, 1, "u", hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}, false); err != nil {
+				if _, err := h.SetStatus(ctx, hub.StatusRequest{Client: hub.Client{UserID: 1, Username: "u"}, Update: hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}}); err != nil {
 					b.Fatal(err)
 				}
 				for _, s := range watchers {

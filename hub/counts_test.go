@@ -41,11 +41,11 @@ func TestCountsFollowEveryChange(t *testing.T) {
 		f.checkCounts("unsubscribed one watched and one unknown", hub.Stats{Sessions: 3, OnlineUsers: 3, Subscriptions: 5})
 
 		on, off := true, false
-		if _, err := f.h.SetStatus(f.ctx, 3, "cy", hub.StatusUpdate{Online: &on}, true); err != nil {
+		if _, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 3, Username: "cy"}, Update: hub.StatusUpdate{Online: &on}, Heartbeat: true}); err != nil {
 			t.Fatal(err)
 		}
 		f.checkCounts("a REST client came", hub.Stats{Sessions: 3, OnlineUsers: 4, Subscriptions: 5})
-		if _, err := f.h.SetStatus(f.ctx, 3, "cy", hub.StatusUpdate{Online: &off}, true); err != nil {
+		if _, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 3, Username: "cy"}, Update: hub.StatusUpdate{Online: &off}, Heartbeat: true}); err != nil {
 			t.Fatal(err)
 		}
 		f.checkCounts("it appears offline", hub.Stats{Sessions: 3, OnlineUsers: 3, Subscriptions: 5})

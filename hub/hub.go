@@ -15,7 +15,8 @@ type Config struct {
 	// Grace is how long a user stays online after their last connection
 	// ends, so that a quick reconnect does not flap. Default 5s.
 	Grace time.Duration
-	// HeartbeatTTL is how long one REST heartbeat keeps a user online.
+	// HeartbeatTTL is how long one REST heartbeat (or REST status update)
+	// keeps a device, or a user whose client sent no device id, online.
 	// Default 90s.
 	HeartbeatTTL time.Duration
 	// FlushInterval is how often coalesced last_seen times (and heartbeat
@@ -94,9 +95,17 @@ type user struct {
 	vouched bool
 	others  int // other nodes vouching, as of the latest record
 
-	localHB   time.Time // a heartbeat received here keeps the user alive until then
-	storeHB   time.Time // the store's heartbeat expiry, on this node's clock
-	refreshAt time.Time // ask the store again then: a heartbeat may expire
+	// localHB holds the heartbeats received here, by device ("" for a
+	// client without a device id): each keeps the user alive until then,
+	// whether or not it has reached the store yet.
+	localHB    map[string]time.Time
+	storeHB    time.Time            // the store's heartbeat without a device, on this node's clock
+	storeDevHB map[string]time.Time // the store's device heartbeats, on this node's clock
+	refreshAt  time.Time            // ask the store again then: a heartbeat may expire
+	// devices counts the sessions this node holds per device id. A device
+	// with a session here is alive by its socket; its REST requests prove
+	// nothing more, and any REST heartbeat the store holds for it ends.
+	devices map[string]int
 
 	pending     int     // jobs queued for this user
 	provisional uint64  // the latest job answered without the store, 0 if none
@@ -351,7 +360,7 @@ func (h *Hub) enqueue(u *user, op Op, limit int, done func(Record, error)) bool 
 		return false
 	}
 	h.seq++
-	j := &job{seq: h.seq, op: op, vouched: u.vouched, done: done}
+	j := &job{seq: h.seq, op: op, made: time.Now(), vouched: u.vouched, done: done}
 	h.jobs = append(h.jobs, j)
 	u.pending++
 	h.w.push(j)
@@ -368,7 +377,7 @@ func (h *Hub) answerProvisionally(u *user, j *job, now time.Time) {
 	j.provisional = true
 	done := j.done
 	j.done = nil
-	if !u.known && !j.op.creates() {
+	if !u.known && !j.op.Creates() {
 		if done != nil {
 			done(Record{}, ErrNotFound)
 		}
@@ -378,7 +387,7 @@ func (h *Hub) answerProvisionally(u *user, j *job, now time.Time) {
 	if j.vouched {
 		vouchers++
 	}
-	row := Row{Status: u.rec.Status, Version: u.rec.Version, HeartbeatUntil: u.storeHB}
+	row := Row{Status: u.rec.Status, Version: u.rec.Version, HeartbeatUntil: u.storeHB, DeviceHeartbeats: u.storeDevHB}
 	out, _ := Decide(row, u.known, j.op, vouchers, now)
 	rec := out.Record(now, vouchers)
 	// Keep the store's version: the store's own answer, when it comes,
@@ -467,10 +476,10 @@ func (h *Hub) finish(j *job, rec Record, err error) {
 			j.done(rec, nil)
 		}
 	}
-	// Nobody holds the user; only the heartbeat does, so someone must
+	// Nobody holds the user; only a heartbeat does, so someone must
 	// look again when it runs out.
-	if rec.Online && rec.Vouchers == 0 && rec.HeartbeatLeft > 0 {
-		u.refreshAt = now.Add(rec.HeartbeatLeft)
+	if left := rec.AliveFor(); rec.Online && rec.Vouchers == 0 && left > 0 {
+		u.refreshAt = now.Add(left)
 		h.deadlines.add(u.refreshAt, u.rec.UserID)
 	}
 }
@@ -495,7 +504,7 @@ func (h *Hub) applyChange(c Change, now time.Time) {
 		h.forget(u)
 	}
 	for _, ls := range c.LastSeen {
-		if u := h.users[ls.UserID]; u != nil && u.known && ls.At.After(u.rec.LastSeen) {
+		if u := h.users[ls.UserID]; u != nil && u.known && !u.rec.AppearOffline && ls.At.After(u.rec.LastSeen) {
 			u.rec.LastSeen = ls.At
 		}
 	}
@@ -513,6 +522,13 @@ func (h *Hub) install(u *user, r Record, now time.Time) {
 	if r.HeartbeatLeft > 0 {
 		u.storeHB = now.Add(r.HeartbeatLeft)
 	}
+	u.storeDevHB = nil
+	for dev, left := range r.DeviceHeartbeats {
+		if u.storeDevHB == nil {
+			u.storeDevHB = make(map[string]time.Time, len(r.DeviceHeartbeats))
+		}
+		u.storeDevHB[dev] = now.Add(left)
+	}
 	u.others = r.Vouchers
 	if u.vouched && u.others > 0 {
 		u.others--
@@ -520,13 +536,53 @@ func (h *Hub) install(u *user, r Record, now time.Time) {
 	if !wasKnown || !samePresence(old, r.Presence()) {
 		h.broadcast(u, now)
 	}
+	if u.pending > 0 || h.down {
+		return // the answers still to come decide again
+	}
+	// A REST heartbeat of a device whose socket this node holds (it came
+	// through another node, or before the socket): the socket takes over,
+	// so that the device's liveness ends when its socket does.
+	for dev := range r.DeviceHeartbeats {
+		if u.devices[dev] > 0 {
+			h.enqueue(u, Op{Kind: OpEndHeartbeat, UserID: r.UserID, Device: dev}, h.cfg.MaxPendingWrites, nil)
+		}
+	}
 	// A heartbeat that reached this node but not yet the store must not
 	// let the user go offline.
-	if !r.Online && !r.AppearOffline && now.Before(u.localHB) && u.pending == 0 && !h.down {
-		h.enqueue(u, Op{Kind: OpHeartbeat, UserID: r.UserID, HeartbeatTTL: u.localHB.Sub(now)}, h.cfg.MaxPendingWrites, nil)
+	if !r.Online && !r.AppearOffline {
+		h.resendHeartbeats(u, now)
 	}
 }
 
+// resendHeartbeats sends the store the heartbeats received here that
+// still keep the user alive, as their own changes.
+func (h *Hub) resendHeartbeats(u *user, now time.Time) {
+	for dev, until := range u.localHB {
+		if now.Before(until) {
+			h.enqueue(u, Op{Kind: OpHeartbeat, UserID: u.rec.UserID, Device: dev, HeartbeatTTL: until.Sub(now)}, h.cfg.MaxPendingWrites, nil)
+		}
+	}
+}
+
+// storedHeartbeat reports whether the store, as last heard, holds a live
+// REST heartbeat of device for u.
+func (u *user) storedHeartbeat(device string, now time.Time) bool {
+	return now.Before(u.storeDevHB[device])
+}
+
+// pruneHeartbeats forgets the heartbeats received here that ran out.
+func (u *user) pruneHeartbeats(now time.Time) {
+	for dev, until := range u.localHB {
+		if !now.Before(until) {
+			delete(u.localHB, dev)
+		}
+	}
+}
+
+// samePresence reports whether a watcher would see no change. BusySince
+// is left out: it moves only with Busy, which is compared, and a later
+// record may carry it a little apart from an earlier one (a change
+// decided from memory during an outage, then stored).
 func samePresence(a, b Presence) bool {
 	return a.UserID == b.UserID && a.Username == b.Username && a.Online == b.Online &&
 		a.Busy == b.Busy && (a.WaitTime == nil) == (b.WaitTime == nil) &&
@@ -553,18 +609,23 @@ func (h *Hub) wake(u *user, now time.Time) {
 	}
 	if !u.refreshAt.IsZero() && !now.Before(u.refreshAt) {
 		u.refreshAt = time.Time{}
-		op := Op{Kind: OpRefresh, UserID: u.rec.UserID}
-		if now.Before(u.localHB) {
-			op = Op{Kind: OpHeartbeat, UserID: u.rec.UserID, HeartbeatTTL: u.localHB.Sub(now)}
+		u.pruneHeartbeats(now)
+		if len(u.localHB) > 0 {
+			h.resendHeartbeats(u, now)
+		} else {
+			h.enqueue(u, Op{Kind: OpRefresh, UserID: u.rec.UserID}, h.cfg.MaxPendingWrites, nil)
 		}
-		h.enqueue(u, op, h.cfg.MaxPendingWrites, nil)
 	}
 	h.forget(u)
 }
 
-// seen records a sign of life; it is written at the next flush.
+// seen records a sign of life; it is written at the next flush. While
+// the user appears offline it moves nothing that others can see, but a
+// heartbeat extension still travels with the flush.
 func (h *Hub) seen(u *user, now time.Time) {
-	u.rec.LastSeen = latest(u.rec.LastSeen, now)
+	if !u.rec.AppearOffline {
+		u.rec.LastSeen = latest(u.rec.LastSeen, now)
+	}
 	h.dirty[u.rec.UserID] = struct{}{}
 }
 
@@ -580,8 +641,19 @@ func (h *Hub) flush(now time.Time) {
 			continue
 		}
 		ls := LastSeen{UserID: id, At: u.rec.LastSeen}
-		if now.Before(u.localHB) {
-			ls.HeartbeatTTL = u.localHB.Sub(now)
+		u.pruneHeartbeats(now)
+		for dev, until := range u.localHB {
+			switch {
+			case dev == "":
+				ls.HeartbeatTTL = until.Sub(now)
+			case u.storedHeartbeat(dev, now):
+				// A device heartbeat the store does not hold went as a
+				// change of its own; the flush only extends.
+				if ls.DeviceHeartbeats == nil {
+					ls.DeviceHeartbeats = make(map[string]time.Duration, len(u.localHB))
+				}
+				ls.DeviceHeartbeats[dev] = until.Sub(now)
+			}
 		}
 		batch = append(batch, ls)
 	}
@@ -596,11 +668,12 @@ func (h *Hub) flush(now time.Time) {
 	h.w.push(j)
 }
 
-// Connect opens a session for a user. The user is online once it returns:
-// the store has taken the change, or, while the store is down, the hub
-// has decided from memory.
-func (h *Hub) Connect(ctx context.Context, userID int64, username string) (*Session, error) {
+// Connect opens a session for a client. The user is online once it
+// returns: the store has taken the change, or, while the store is down,
+// the hub has decided from memory.
+func (h *Hub) Connect(ctx context.Context, c Client) (*Session, error) {
 	var s *Session
+	userID, username := c.UserID, c.Username
 	err := h.await(ctx, func(reply func(error)) {
 		u := h.userFor(userID)
 		if u.sessions >= h.cfg.MaxSessionsPerUser {
@@ -609,14 +682,16 @@ func (h *Hub) Connect(ctx context.Context, userID int64, username string) (*Sess
 		}
 		now := time.Now()
 		h.nextID++
-		sess := newSession(h.nextID, userID, username, h.cfg.MaxQueueBytes)
-		// The store hears of the user's first session here, and of a new
-		// name; further sessions only count.
-		needOp := !u.vouched || (username != "" && username != u.rec.Username)
+		sess := newSession(h.nextID, c, h.cfg.MaxQueueBytes)
+		// The store hears of the user's first session here, of a new name,
+		// and of a socket that takes over its device's REST heartbeat;
+		// further sessions only count.
+		needOp := !u.vouched || (username != "" && username != u.rec.Username) ||
+			(c.Device != "" && u.storedHeartbeat(c.Device, now))
 		if needOp {
 			wasVouched := u.vouched
 			u.vouched = true
-			op := Op{Kind: OpConnect, UserID: userID, Username: username}
+			op := Op{Kind: OpConnect, UserID: userID, Username: username, Device: c.Device}
 			ok := h.enqueue(u, op, h.cfg.MaxPendingWrites, func(_ Record, err error) {
 				if err != nil {
 					h.drop(sess, CloseNone)
@@ -637,6 +712,13 @@ func (h *Hub) Connect(ctx context.Context, userID int64, username string) (*Sess
 		h.counts.sessions.Add(1)
 		u.sessions++
 		u.graceUntil = time.Time{}
+		if c.Device != "" {
+			if u.devices == nil {
+				u.devices = make(map[string]int)
+			}
+			u.devices[c.Device]++
+			delete(u.localHB, c.Device) // the socket proves the device alive now
+		}
 		if !needOp {
 			h.seen(u, now)
 			s = sess
@@ -649,10 +731,11 @@ func (h *Hub) Connect(ctx context.Context, userID int64, username string) (*Sess
 	return s, nil
 }
 
-// Disconnect ends a session that its client closed or lost. It does not
-// wait for the hub and may be called more than once.
+// Disconnect ends a session that its client closed or lost, and returns
+// once the hub has let go of it (or has stopped), so that what the client
+// does next comes after. It may be called more than once.
 func (h *Hub) Disconnect(s *Session) {
-	h.post(func() { h.drop(s, CloseNone) })
+	_ = h.call(context.Background(), func() { h.drop(s, CloseNone) })
 }
 
 // drop removes s from the hub and closes it with reason.
@@ -670,6 +753,17 @@ func (h *Hub) drop(s *Session, reason CloseReason) {
 	u.sessions--
 	now := time.Now()
 	h.seen(u, now)
+	if s.Device != "" {
+		if u.devices[s.Device]--; u.devices[s.Device] == 0 {
+			// The device's liveness was its socket's, and ends with it,
+			// REST heartbeat and all.
+			delete(u.devices, s.Device)
+			delete(u.localHB, s.Device)
+			if u.storedHeartbeat(s.Device, now) {
+				h.enqueue(u, Op{Kind: OpEndHeartbeat, UserID: s.UserID, Device: s.Device}, h.cfg.MaxPendingWrites, nil)
+			}
+		}
+	}
 	if u.sessions == 0 {
 		u.graceUntil = now.Add(h.cfg.Grace)
 		h.deadlines.add(u.graceUntil, u.rec.UserID)
@@ -696,21 +790,37 @@ func (h *Hub) Touch(s *Session) {
 	})
 }
 
-// Heartbeat keeps a user online for the heartbeat TTL without a
-// connection, creating their status if needed. A heartbeat of a user who
-// is online already costs no write of its own: it travels with the next
-// last_seen flush.
-func (h *Hub) Heartbeat(ctx context.Context, userID int64, username string) error {
+// Heartbeat keeps a client's device (or a user whose client sent no
+// device id) online for the heartbeat TTL without a connection, creating
+// the user's status if needed. A heartbeat of a user who is online
+// already costs no write of its own: it travels with the next last_seen
+// flush. A heartbeat of a device whose socket this node holds is only a
+// sign of life: the socket keeps the device alive, and its end must end
+// the device's liveness.
+func (h *Hub) Heartbeat(ctx context.Context, c Client) error {
+	userID, username := c.UserID, c.Username
 	return h.await(ctx, func(reply func(error)) {
 		u := h.userFor(userID)
 		now := time.Now()
-		u.localHB = now.Add(h.cfg.HeartbeatTTL)
-		if u.known && u.rec.Online && u.pending == 0 && (username == "" || username == u.rec.Username) {
+		sameName := username == "" || username == u.rec.Username || u.rec.AppearOffline
+		ttl := h.cfg.HeartbeatTTL
+		if c.Device != "" && u.devices[c.Device] > 0 {
+			ttl = 0
+		} else {
+			if u.localHB == nil {
+				u.localHB = make(map[string]time.Time)
+			}
+			u.localHB[c.Device] = now.Add(ttl)
+		}
+		stored := ttl == 0 || c.Device == "" || u.storedHeartbeat(c.Device, now)
+		// While the user appears offline the store's online flag says
+		// nothing of their liveness; the flush still extends it.
+		if u.known && (u.rec.Online || u.rec.AppearOffline) && u.pending == 0 && sameName && stored {
 			h.seen(u, now)
 			reply(nil)
 			return
 		}
-		op := Op{Kind: OpHeartbeat, UserID: userID, Username: username, HeartbeatTTL: h.cfg.HeartbeatTTL}
+		op := Op{Kind: OpHeartbeat, UserID: userID, Username: username, Device: c.Device, HeartbeatTTL: ttl}
 		if !h.enqueue(u, op, h.cfg.MaxPendingWrites, func(_ Record, err error) { reply(err) }) {
 			h.forget(u)
 			reply(fmt.Errorf("%w: %d writes waiting for the store", ErrUnavailable, len(h.jobs)))
@@ -718,17 +828,19 @@ func (h *Hub) Heartbeat(ctx context.Context, userID int64, username string) erro
 	})
 }
 
-// SetStatus applies a change the user asked for and returns the result.
-// The status is created if missing. When alive is true the request itself
-// counts as a heartbeat: a REST client has no socket to prove it is there.
-func (h *Hub) SetStatus(ctx context.Context, userID int64, username string, up StatusUpdate, alive bool) (Status, error) {
+// SetStatus applies a change the client asked for and returns the
+// result. The status is created if missing.
+func (h *Hub) SetStatus(ctx context.Context, req StatusRequest) (Status, error) {
 	var out Status
 	err := h.await(ctx, func(reply func(error)) {
-		u := h.userFor(userID)
-		op := Op{Kind: OpUpdate, UserID: userID, Username: username, Update: up}
-		if alive {
+		u := h.userFor(req.UserID)
+		op := Op{Kind: OpUpdate, UserID: req.UserID, Username: req.Username, Device: req.Device, Update: req.Update}
+		if req.Heartbeat && (req.Device == "" || u.devices[req.Device] == 0) {
 			op.HeartbeatTTL = h.cfg.HeartbeatTTL
-			u.localHB = time.Now().Add(h.cfg.HeartbeatTTL)
+			if u.localHB == nil {
+				u.localHB = make(map[string]time.Time)
+			}
+			u.localHB[req.Device] = time.Now().Add(h.cfg.HeartbeatTTL)
 		}
 		ok := h.enqueue(u, op, h.cfg.MaxPendingWrites, func(r Record, err error) {
 			out = r.Status.Clone()

@@ -108,7 +108,7 @@ func startWith(t *testing.T, store hub.Store, cfg hub.Config) *fixture {
 
 func (f *fixture) connect(id int64, name string) *hub.Session {
 	f.t.Helper()
-	s, err := f.h.Connect(f.ctx, id, name)
+	s, err := f.h.Connect(f.ctx, hub.Client{UserID: id, Username: name})
 	if err != nil {
 		f.t.Fatalf("connect %d: %v", id, err)
 	}
@@ -220,12 +220,12 @@ func TestHeartbeatKeepsOnlineForTTL(t *testing.T) {
 		watcher := f.connect(1, "w")
 		f.subscribe(watcher, 2)
 
-		if err := f.h.Heartbeat(f.ctx, 2, "bob"); err != nil {
+		if err := f.h.Heartbeat(f.ctx, hub.Client{UserID: 2, Username: "bob"}); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, watcher, "2:bob:true:false:-")
 		time.Sleep(ttl / 2)
-		if err := f.h.Heartbeat(f.ctx, 2, "bob"); err != nil {
+		if err := f.h.Heartbeat(f.ctx, hub.Client{UserID: 2, Username: "bob"}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(ttl - time.Millisecond)
@@ -241,7 +241,7 @@ func TestAppearOfflineHoldsUntilOnlineAgain(t *testing.T) {
 		watcher := f.watchOnline(2, "alice")
 
 		off, on := false, true
-		st, err := f.h.SetStatus(f.ctx, 2, "alice", hub.StatusUpdate{Online: &off}, false)
+		st, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 2, Username: "alice"}, Update: hub.StatusUpdate{Online: &off}})
 		if err != nil || st.Online || !st.AppearOffline {
 			t.Fatalf("SetStatus(offline) = %+v, %v", st, err)
 		}
@@ -251,7 +251,7 @@ func TestAppearOfflineHoldsUntilOnlineAgain(t *testing.T) {
 		f.connect(2, "alice")
 		expect(t, watcher)
 
-		if _, err := f.h.SetStatus(f.ctx, 2, "alice", hub.StatusUpdate{Online: &on}, false); err != nil {
+		if _, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 2, Username: "alice"}, Update: hub.StatusUpdate{Online: &on}}); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, watcher, "2:alice:true:false:-")
@@ -264,20 +264,20 @@ func TestBusyAndWaitTime(t *testing.T) {
 		watcher := f.watchOnline(2, "alice")
 
 		busy, free, wait := true, false, 15
-		st, err := f.h.SetStatus(f.ctx, 2, "", hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}, false)
+		st, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 2, Username: ""}, Update: hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}})
 		if err != nil || !st.Busy || st.WaitTime == nil || *st.WaitTime != 15 {
 			t.Fatalf("SetStatus(busy) = %+v, %v", st, err)
 		}
 		expect(t, watcher, "2:alice:true:true:15")
 
-		st, err = f.h.SetStatus(f.ctx, 2, "", hub.StatusUpdate{Busy: &free}, false)
+		st, err = f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 2, Username: ""}, Update: hub.StatusUpdate{Busy: &free}})
 		if err != nil || st.Busy || st.WaitTime != nil {
 			t.Fatalf("SetStatus(free) = %+v, %v: wait_time must clear", st, err)
 		}
 		expect(t, watcher, "2:alice:true:false:-")
 
 		// A wait time without a call is not kept.
-		st, _ = f.h.SetStatus(f.ctx, 2, "", hub.StatusUpdate{WaitTimeSet: true, WaitTime: &wait}, false)
+		st, _ = f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 2, Username: ""}, Update: hub.StatusUpdate{WaitTimeSet: true, WaitTime: &wait}})
 		if st.WaitTime != nil {
 			t.Fatalf("wait_time %d kept while not busy", *st.WaitTime)
 		}
@@ -291,7 +291,7 @@ func TestSetStatusCreatesAndREST(t *testing.T) {
 			t.Fatalf("Status of a stranger: %v, want ErrNotFound", err)
 		}
 		busy := true
-		st, err := f.h.SetStatus(f.ctx, 3, "carol", hub.StatusUpdate{Busy: &busy}, true)
+		st, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 3, Username: "carol"}, Update: hub.StatusUpdate{Busy: &busy}, Heartbeat: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +332,7 @@ func TestSubscribeSnapshotAndOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		busy := true
-		if _, err := f.h.SetStatus(f.ctx, 4, "", hub.StatusUpdate{Busy: &busy}, false); err != nil {
+		if _, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 4, Username: ""}, Update: hub.StatusUpdate{Busy: &busy}}); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, watcher)
@@ -370,7 +370,7 @@ func TestSlowConsumerIsDroppedOthersKeepReceiving(t *testing.T) {
 			if i%2 == 1 {
 				flag = &free
 			}
-			if _, err := f.h.SetStatus(f.ctx, 2, "", hub.StatusUpdate{Busy: flag}, false); err != nil {
+			if _, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 2, Username: ""}, Update: hub.StatusUpdate{Busy: flag}}); err != nil {
 				t.Fatal(err)
 			}
 			if got := drain(fast); len(got) == 0 {
@@ -400,7 +400,7 @@ func TestLimits(t *testing.T) {
 		f := start(t, hub.Config{MaxSubscriptions: 3, MaxSessionsPerUser: 2})
 		f.connect(1, "a")
 		s := f.connect(1, "a")
-		if _, err := f.h.Connect(f.ctx, 1, "a"); !errors.Is(err, hub.ErrLimit) {
+		if _, err := f.h.Connect(f.ctx, hub.Client{UserID: 1, Username: "a"}); !errors.Is(err, hub.ErrLimit) {
 			t.Fatalf("third connection: %v, want ErrLimit", err)
 		}
 		f.subscribe(s, 10, 11)
@@ -452,7 +452,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- h.Run(ctx) }()
-		s, err := h.Connect(context.Background(), 1, "a")
+		s, err := h.Connect(context.Background(), hub.Client{UserID: 1, Username: "a"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -465,7 +465,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 		if s.Reason() != hub.CloseShutdown {
 			t.Fatalf("reason %v, want CloseShutdown", s.Reason())
 		}
-		if _, err := h.Connect(context.Background(), 2, "b"); !errors.Is(err, hub.ErrClosed) {
+		if _, err := h.Connect(context.Background(), hub.Client{UserID: 2, Username: "b"}); !errors.Is(err, hub.ErrClosed) {
 			t.Fatalf("Connect after shutdown: %v, want ErrClosed", err)
 		}
 		all, _ := store.LoadAll(context.Background())
@@ -583,7 +583,7 @@ func (s *recordingStore) callsSince(n int) string {
 func setWait(f *fixture, wg *sync.WaitGroup, user int64, wait int, out *hub.Status, errp *error) {
 	wg.Go(func() {
 		busy := true
-		*out, *errp = f.h.SetStatus(f.ctx, user, "", hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}, false)
+		*out, *errp = f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: user, Username: ""}, Update: hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}})
 	})
 	synctest.Wait()
 }
@@ -644,7 +644,7 @@ func TestOutageKeepsTheBatchQueuedAndReplaysItInOrder(t *testing.T) {
 		var want []string
 		for wait := 1; wait <= 10; wait++ {
 			busy := true
-			st, err := f.h.SetStatus(f.ctx, 2, "", hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}, false)
+			st, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 2, Username: ""}, Update: hub.StatusUpdate{Busy: &busy, WaitTimeSet: true, WaitTime: &wait}})
 			if err != nil || *st.WaitTime != wait {
 				t.Fatalf("change %d while the store is down: %+v, %v; want an answer from memory", wait, st, err)
 			}
@@ -737,7 +737,7 @@ func TestBatchFailedAsAWholeFailsEachOfItsChanges(t *testing.T) {
 		}
 		// The hub goes on.
 		store.set(func() { store.fail = nil })
-		if _, err := f.h.SetStatus(f.ctx, 3, "", hub.StatusUpdate{WaitTimeSet: true}, false); err != nil {
+		if _, err := f.h.SetStatus(f.ctx, hub.StatusRequest{Client: hub.Client{UserID: 3, Username: ""}, Update: hub.StatusUpdate{WaitTimeSet: true}}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -29,6 +29,8 @@ type Session struct {
 	UserID int64
 	// Username is the name from the session's credentials.
 	Username string
+	// Device is the client's device id; empty when it sent none.
+	Device string
 
 	maxQueueBytes int
 
@@ -45,11 +47,12 @@ type Session struct {
 	subs map[int64]struct{}
 }
 
-func newSession(id uint64, userID int64, username string, maxQueueBytes int) *Session {
+func newSession(id uint64, c Client, maxQueueBytes int) *Session {
 	return &Session{
 		ID:            id,
-		UserID:        userID,
-		Username:      username,
+		UserID:        c.UserID,
+		Username:      c.Username,
+		Device:        c.Device,
 		maxQueueBytes: maxQueueBytes,
 		ready:         make(chan struct{}, 1),
 		done:          make(chan struct{}),

@@ -85,30 +85,72 @@ type Record struct {
 	// applies a record only when it is newer than the one it holds, so
 	// that no node shows an older state after a newer one.
 	Version int64
-	// HeartbeatLeft is how long the latest REST heartbeat still keeps the
-	// user online, by the store's clock at the time of the answer; zero
-	// when none does. Durations, not instants, cross between clocks.
+	// HeartbeatLeft is how long the latest REST heartbeat without a device
+	// id still keeps the user online, by the store's clock at the time of
+	// the answer; zero when none does. Durations, not instants, cross
+	// between clocks.
 	HeartbeatLeft time.Duration
+	// DeviceHeartbeats holds, for each device whose REST heartbeat still
+	// keeps the user online, how long it still does; nil when none does.
+	DeviceHeartbeats map[string]time.Duration
 	// Vouchers counts the nodes that held a connection of the user (or
 	// were within its grace) at the time of the answer.
 	Vouchers int
 }
 
+// AliveFor is how long the longest of the user's REST heartbeats, with
+// or without a device, still keeps them online; zero when none does.
+func (r Record) AliveFor() time.Duration {
+	left := r.HeartbeatLeft
+	for _, d := range r.DeviceHeartbeats {
+		left = max(left, d)
+	}
+	return left
+}
+
 // Row is what a store keeps for one user, in the store's clock.
 type Row struct {
 	Status
-	Version        int64
+	Version int64
+	// HeartbeatUntil is when the latest REST heartbeat without a device
+	// id stops keeping the user online: the seed API's heartbeat.
 	HeartbeatUntil time.Time
+	// DeviceHeartbeats holds, per device id, when that device's latest
+	// REST heartbeat stops keeping the user online. A socket of the
+	// device ends it early: the device's liveness is then the socket's.
+	// At most MaxDeviceHeartbeats entries; the map is never modified in
+	// place, so a Row may be copied freely.
+	DeviceHeartbeats map[string]time.Time
 }
+
+// MaxDeviceHeartbeats bounds the devices of one user whose REST
+// heartbeats a store keeps; a new one beyond it replaces the one that
+// would expire first.
+const MaxDeviceHeartbeats = 16
 
 // Record returns the answer for r at time now, with vouchers nodes
 // vouching for the user.
 func (r Row) Record(now time.Time, vouchers int) Record {
-	left := r.HeartbeatUntil.Sub(now)
-	if left < 0 {
-		left = 0
+	rec := Record{Status: r.Status, Version: r.Version, HeartbeatLeft: max(0, r.HeartbeatUntil.Sub(now)), Vouchers: vouchers}
+	for dev, until := range r.DeviceHeartbeats {
+		if left := until.Sub(now); left > 0 {
+			if rec.DeviceHeartbeats == nil {
+				rec.DeviceHeartbeats = make(map[string]time.Duration, len(r.DeviceHeartbeats))
+			}
+			rec.DeviceHeartbeats[dev] = left
+		}
 	}
-	return Record{Status: r.Status, Version: r.Version, HeartbeatLeft: left, Vouchers: vouchers}
+	return rec
+}
+
+// AliveUntil is when the last of the row's REST heartbeats, with or
+// without a device, stops keeping the user online.
+func (r Row) AliveUntil() time.Time {
+	until := r.HeartbeatUntil
+	for _, t := range r.DeviceHeartbeats {
+		until = latest(until, t)
+	}
+	return until
 }
 
 // OpKind says what a change is.
@@ -130,14 +172,24 @@ const (
 	OpUpdate
 	// OpRefresh: decide again, because a heartbeat may have expired.
 	OpRefresh
+	// OpEndHeartbeat: a socket of Op.Device is held or has ended, so the
+	// device's REST heartbeat, if any, keeps the user online no longer:
+	// the device's liveness is its socket's.
+	OpEndHeartbeat
 )
 
 // Op is one change to a user's status.
 type Op struct {
 	Kind   OpKind
 	UserID int64
-	// Username, when not empty, replaces the stored name.
+	// Username, when not empty, replaces the stored name (not while the
+	// user appears offline: a new name would give them away).
 	Username string
+	// Device is the device the op comes from; empty when the client sent
+	// no device id. OpHeartbeat and OpUpdate with a HeartbeatTTL keep that
+	// device alive; OpConnect and OpEndHeartbeat end its REST heartbeat,
+	// because its socket takes over.
+	Device string
 	// Update is the change of an OpUpdate.
 	Update StatusUpdate
 	// HeartbeatTTL is how long a heartbeat keeps the user online; zero
@@ -146,10 +198,16 @@ type Op struct {
 	// SeenAt, when not zero, is a sign of life at that time by the node's
 	// clock: the end of the last connection, for OpRelease.
 	SeenAt time.Time
+	// Age is how long ago the node made the change: an OpUpdate replayed
+	// after an outage keeps its own time for updated_at and busy_since.
+	Age time.Duration
 }
 
-// creates reports whether op makes a status for a user that has none.
-func (op Op) creates() bool { return op.Kind != OpRelease && op.Kind != OpRefresh }
+// Creates reports whether op makes a status for a user that has none;
+// the others answer ErrNotFound for such a user.
+func (op Op) Creates() bool {
+	return op.Kind != OpRelease && op.Kind != OpRefresh && op.Kind != OpEndHeartbeat
+}
 
 // Decide is the one rule by which every store turns an op into a new
 // row, so that every node and every store agree. exists says whether row
@@ -157,42 +215,57 @@ func (op Op) creates() bool { return op.Kind != OpRelease && op.Kind != OpRefres
 // of the user (or are within its grace) once op is applied; now is the
 // store's clock. It returns the new row and whether anything changed; a
 // changed row has its Version raised by one. A user is online unless they
-// chose to appear offline, while a node vouches for them or a heartbeat
-// is fresh.
+// chose to appear offline, while a node vouches for them or a REST
+// heartbeat (of a device, or without one) is fresh.
+//
+// While a user appears offline nothing that others can see moves:
+// last_seen stays at the moment they went invisible, and their name is
+// not replaced.
 func Decide(row Row, exists bool, op Op, vouchers int, now time.Time) (Row, bool) {
 	if !exists {
-		if !op.creates() {
+		if !op.Creates() {
 			return row, false
 		}
 		row = Row{Status: Status{UserID: op.UserID, LastSeen: now, CreatedAt: now, UpdatedAt: now}}
 	}
 	changed := !exists
-	if op.Username != "" && op.Username != row.Username {
-		row.Username = op.Username
-		changed = true
-	}
+	wasHidden := row.AppearOffline
+	var seen time.Time // a sign of life, applied below unless hidden
 	if op.HeartbeatTTL > 0 {
-		row.HeartbeatUntil = now.Add(op.HeartbeatTTL)
+		if op.Device == "" {
+			row.HeartbeatUntil = now.Add(op.HeartbeatTTL)
+		} else {
+			row.DeviceHeartbeats = withHeartbeat(row.DeviceHeartbeats, op.Device, now.Add(op.HeartbeatTTL), now)
+		}
 		changed = true
 	}
-	if !op.SeenAt.IsZero() && op.SeenAt.After(row.LastSeen) {
-		row.LastSeen = op.SeenAt
-		changed = true
+	if op.Device != "" && (op.Kind == OpConnect || op.Kind == OpEndHeartbeat) {
+		if _, ok := row.DeviceHeartbeats[op.Device]; ok {
+			row.DeviceHeartbeats = without(row.DeviceHeartbeats, op.Device)
+			changed = true
+		}
+	}
+	if !op.SeenAt.IsZero() {
+		seen = op.SeenAt
 	}
 	switch op.Kind {
 	case OpConnect, OpHeartbeat:
-		row.LastSeen = latest(row.LastSeen, now)
+		seen = now
 		changed = true
 	case OpUpdate:
 		st := &row.Status
 		if op.HeartbeatTTL > 0 {
-			st.LastSeen = latest(st.LastSeen, now)
+			seen = now
 		}
+		made := now.Add(-max(op.Age, 0))
 		up := op.Update
 		if up.Online != nil {
 			st.AppearOffline = !*up.Online
 		}
 		if up.Busy != nil {
+			if *up.Busy && !st.Busy {
+				st.BusySince = made
+			}
 			st.Busy = *up.Busy
 		}
 		if up.WaitTimeSet {
@@ -200,19 +273,116 @@ func Decide(row Row, exists bool, op Op, vouchers int, now time.Time) (Row, bool
 		}
 		if !st.Busy {
 			st.WaitTime = nil // a wait time means nothing without a call
+			st.BusySince = time.Time{}
 		}
-		st.UpdatedAt = now
+		st.UpdatedAt = latest(st.UpdatedAt, made)
 		changed = true
 	}
-	if online := !row.AppearOffline && (vouchers > 0 || now.Before(row.HeartbeatUntil)); online != row.Online {
+	switch {
+	case row.AppearOffline && !wasHidden:
+		// Going invisible is the last thing others see.
+		seen = now
+		fallthrough
+	case !row.AppearOffline:
+		if seen.After(row.LastSeen) {
+			row.LastSeen = seen
+			changed = true
+		}
+		if op.Username != "" && op.Username != row.Username {
+			row.Username = op.Username
+			changed = true
+		}
+	}
+	alive := vouchers > 0 || now.Before(row.AliveUntil())
+	if online := !row.AppearOffline && alive; online != row.Online {
 		row.Online = online
 		row.UpdatedAt = now
 		changed = true
 	}
 	if changed {
+		row.DeviceHeartbeats = withoutExpired(row.DeviceHeartbeats, now)
 		row.Version++
 	}
 	return row, changed
+}
+
+// withHeartbeat returns a copy of hb with device alive until until,
+// bounded to MaxDeviceHeartbeats entries: the one that expires first
+// makes room.
+func withHeartbeat(hb map[string]time.Time, device string, until, now time.Time) map[string]time.Time {
+	out := make(map[string]time.Time, len(hb)+1)
+	for d, t := range hb {
+		if t.After(now) {
+			out[d] = t
+		}
+	}
+	out[device] = until
+	for len(out) > MaxDeviceHeartbeats {
+		first := ""
+		for d, t := range out {
+			if d != device && (first == "" || t.Before(out[first])) {
+				first = d
+			}
+		}
+		delete(out, first)
+	}
+	return out
+}
+
+func without(hb map[string]time.Time, device string) map[string]time.Time {
+	out := make(map[string]time.Time, len(hb))
+	for d, t := range hb {
+		if d != device {
+			out[d] = t
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// ExtendHeartbeats returns hb with each device of ext that hb holds alive
+// until at least now plus its duration, as SaveLastSeen does; hb itself
+// is not modified. A device hb does not hold is not added: its socket
+// took its heartbeat over.
+func ExtendHeartbeats(hb map[string]time.Time, ext map[string]time.Duration, now time.Time) map[string]time.Time {
+	var out map[string]time.Time
+	for dev, ttl := range ext {
+		old, ok := hb[dev]
+		if until := now.Add(ttl); ok && until.After(old) {
+			if out == nil {
+				out = make(map[string]time.Time, len(hb))
+				for d, t := range hb {
+					out[d] = t
+				}
+			}
+			out[dev] = until
+		}
+	}
+	if out == nil {
+		return hb
+	}
+	return out
+}
+
+// withoutExpired drops the heartbeats that keep nobody online any more.
+func withoutExpired(hb map[string]time.Time, now time.Time) map[string]time.Time {
+	for _, t := range hb {
+		if !t.After(now) {
+			out := make(map[string]time.Time, len(hb))
+			for d, t := range hb {
+				if t.After(now) {
+					out[d] = t
+				}
+			}
+			if len(out) == 0 {
+				return nil
+			}
+			return out
+		}
+	}
+	return hb
 }
 
 func latest(a, b time.Time) time.Time {
@@ -233,12 +403,18 @@ func clonePtr(p *int) *int {
 // LastSeen is one user's latest sign of life.
 type LastSeen struct {
 	UserID int64
-	At     time.Time
-	// HeartbeatTTL, when not zero, extends the user's heartbeat to at
-	// least this long from the time the store writes it: heartbeats that
-	// change nothing else travel in the batch instead of costing a write
-	// each.
+	// At is the sign of life; a store ignores it while the user appears
+	// offline.
+	At time.Time
+	// HeartbeatTTL, when not zero, extends the user's heartbeat without a
+	// device to at least this long from the time the store writes it:
+	// heartbeats that change nothing else travel in the batch instead of
+	// costing a write each.
 	HeartbeatTTL time.Duration
+	// DeviceHeartbeats extends, in the same way, the heartbeats of these
+	// devices, but only those the store still holds: one that a socket
+	// took over since is not brought back.
+	DeviceHeartbeats map[string]time.Duration
 }
 
 // StoreObserver is told how a Store's database is doing, for metrics. A

@@ -17,6 +17,7 @@ const maxBatch = 256
 type job struct {
 	seq      uint64
 	op       Op         // when lastSeen is nil
+	made     time.Time  // when the hub queued op
 	lastSeen []LastSeen // a flush of coalesced last_seen times
 	// vouched is whether this node vouched for the user once op is
 	// applied, for a decision made without the store.
@@ -26,6 +27,14 @@ type job struct {
 	// is down. Nil for writes nobody waits for.
 	done        func(Record, error)
 	provisional bool // answered without the store; replayed since
+}
+
+// withAge returns j's op with its Age: how long it has waited, which a
+// replay after an outage makes long.
+func (j *job) withAge() Op {
+	op := j.op
+	op.Age = time.Since(j.made)
+	return op
 }
 
 // writer is the goroutine that talks to the store, so that the hub
@@ -164,7 +173,7 @@ func (w *writer) call(ctx context.Context, jobs []*job) ([]Applied, error) {
 	if len(jobs) > 1 {
 		ops := make([]Op, len(jobs))
 		for i, j := range jobs {
-			ops[i] = j.op
+			ops[i] = j.withAge()
 		}
 		answers, err := w.batch.ApplyBatch(cctx, ops)
 		if err == nil && len(answers) != len(ops) {
@@ -176,7 +185,7 @@ func (w *writer) call(ctx context.Context, jobs []*job) ([]Applied, error) {
 	if j := jobs[0]; j.lastSeen != nil {
 		a.Err = w.store.SaveLastSeen(cctx, j.lastSeen)
 	} else {
-		a.Record, a.Err = w.store.Apply(cctx, j.op)
+		a.Record, a.Err = w.store.Apply(cctx, j.withAge())
 	}
 	if a.Err != nil && unavailable(ctx, a.Err) {
 		return nil, a.Err

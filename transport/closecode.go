@@ -39,7 +39,9 @@ const (
 	// CloseTooManyConnections: the user already holds the most
 	// connections allowed; do not reconnect.
 	CloseTooManyConnections = 4409
-	// CloseRateLimited: the client went on sending over the message rate
-	// limit after it was told; do not reconnect until the client is fixed.
+	// CloseRateLimited: the client stayed over the message rate; back off
+	// (several seconds, with jitter), then reconnect. It is the one code
+	// in 4400–4499 after which reconnecting is right: the client's
+	// messages, not its credentials, were the trouble.
 	CloseRateLimited = 4429
 )

@@ -5,9 +5,13 @@
 //
 // # Concurrency
 //
-// Each WebSocket connection runs two goroutines: the reader (the HTTP
-// handler's own goroutine, which handles client messages) and the writer
-// (the only one that writes data frames, packing queued events into one
-// frame). Both are tracked by the Server; [Server.Wait] returns when all
-// have ended. The writer closes the socket; the reader closes readerDone.
+// Each WebSocket connection runs two goroutines, both started by the
+// upgrade handler, which then returns: the reader, which handles client
+// messages, and the writer, the only one that writes data frames
+// (packing queued events into one frame) and the one that closes the
+// socket. While set_status updates wait, a third, the applier, hands
+// them to the hub one merged update at a time; the reader stops it, and
+// waits for it, before it ends. All are tracked by the Server;
+// [Server.Wait] returns when all have ended. The reader closes
+// readerDone.
 package transport

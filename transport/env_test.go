@@ -141,6 +141,12 @@ func (r response) detail(t *testing.T) string {
 
 func (e *env) do(method, path, token string, body string) response {
 	e.t.Helper()
+	return e.doWith(method, path, token, body, nil)
+}
+
+// doWith is do with more request headers.
+func (e *env) doWith(method, path, token, body string, header http.Header) response {
+	e.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -148,6 +154,9 @@ func (e *env) do(method, path, token string, body string) response {
 	req, err := http.NewRequest(method, e.srv.URL+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -209,33 +209,6 @@ func TestRefreshWithAnotherUsersTokenCloses(t *testing.T) {
 	alive(e.dial(e.token(1, "a")))
 }
 
-func TestMessageFloodGetsAnErrorThenA4429(t *testing.T) {
-	// The bucket refills so slowly that the test sees only the burst.
-	e := newEnv(t, options{transport: transport.Config{MessagesPerSecond: 0.01, MessageBurst: 3}})
-	c := e.dial(e.token(1, "a"))
-	// Three pass, the fourth is dropped with a warning, and after another
-	// burst's worth of drops (three) the next one closes the socket. The
-	// client sends exactly that many, so that the server closes with
-	// nothing unread (which would turn its FIN into a reset).
-	const sent = 3 + 1 + 3 + 1
-	for i := range sent {
-		c.send(fmt.Sprintf(`{"type":"ping","id":%d}`, i))
-	}
-	for i := range 3 {
-		if m := c.expect("pong"); m["id"] != float64(i) {
-			t.Fatalf("pong %v, want id %d", m, i)
-		}
-	}
-	if m := c.expect("error"); !strings.Contains(m["detail"].(string), "rate limit: at most 0.01 messages per second (bursts of 3)") {
-		t.Fatalf("rate limit error: %v", m)
-	}
-	if code := c.closed(); code != transport.CloseRateLimited {
-		t.Fatalf("close code %d, want %d", code, transport.CloseRateLimited)
-	}
-	// Another socket of the same user has its own bucket.
-	alive(e.dial(e.token(1, "a")))
-}
-
 func TestRESTRateLimitPerUser(t *testing.T) {
 	e := newEnv(t, options{transport: transport.Config{RequestsPerSecond: 0.01, RequestBurst: 2}})
 	tok := e.token(1, "a")

@@ -198,6 +198,13 @@ func TestEveryAnswerMatchesTheOpenAPIDocument(t *testing.T) {
 		}
 		c.call(e, exchange{method: "POST", path: fam.heartbeat, token: tok}, 200)
 		c.call(e, exchange{method: "POST", path: fam.heartbeat}, 401)
+		device := http.Header{transport.DeviceHeader: {"phone-1"}}
+		c.call(e, exchange{method: "POST", path: fam.heartbeat, token: tok, header: device}, 200)
+		c.call(e, exchange{method: "PUT", path: fam.status, token: tok, body: `{"is_busy":true}`,
+			header: http.Header{transport.DeviceHeader: {"phone-1"}, "Content-Type": {"application/json"}}}, 200)
+		bad := http.Header{transport.DeviceHeader: {"no spaces allowed"}}
+		c.call(e, exchange{method: "POST", path: fam.heartbeat, token: tok, header: bad, invalid: true}, 400)
+		c.call(e, exchange{method: "GET", path: fam.status, token: tok, header: bad, invalid: true}, 400)
 	}
 
 	c.call(e, exchange{method: "GET", path: "/users/1/presence", token: tok}, 200)

@@ -11,13 +11,15 @@ import (
 	"sync"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/presenced/presenced/hub"
 )
 
 // maxBodyBytes bounds a REST request body.
 const maxBodyBytes = 64 << 10
 
 func (s *Server) getMyStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := s.hub.Status(r.Context(), identityOf(r).UserID)
+	st, err := s.hub.Status(r.Context(), clientOf(r).UserID)
 	if err != nil {
 		writeHubError(w, err)
 		return
@@ -35,9 +37,9 @@ func (s *Server) updateMyStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	id := identityOf(r)
-	// A REST client that says it is online is alive as of this request.
-	st, err := s.hub.SetStatus(r.Context(), id.UserID, id.Username, up, true)
+	// A REST client is alive as of this request: it has no socket to
+	// prove it.
+	st, err := s.hub.SetStatus(r.Context(), hub.StatusRequest{Client: clientOf(r), Update: up, Heartbeat: true})
 	if err != nil {
 		writeHubError(w, err)
 		return
@@ -46,8 +48,7 @@ func (s *Server) updateMyStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
-	id := identityOf(r)
-	if err := s.hub.Heartbeat(r.Context(), id.UserID, id.Username); err != nil {
+	if err := s.hub.Heartbeat(r.Context(), clientOf(r)); err != nil {
 		writeHubError(w, err)
 		return
 	}
@@ -58,7 +59,7 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request) {
 	param := chi.URLParam(r, "user_id")
 	var userID int64
 	if param == "me" {
-		userID = identityOf(r).UserID
+		userID = clientOf(r).UserID
 	} else {
 		var err error
 		if userID, err = parseUserID(param); err != nil {

@@ -29,7 +29,7 @@ func keys(m map[string]any) string {
 // checkUserStatus checks a UserStatus field for field against the seed API.
 func checkUserStatus(t *testing.T, m map[string]any, user int64) {
 	t.Helper()
-	if got, want := keys(m), "created_at,is_busy,is_online,last_seen,updated_at,user_id,wait_time"; got != want {
+	if got, want := keys(m), "busy_since,created_at,is_busy,is_online,last_seen,updated_at,user_id,wait_time"; got != want {
 		t.Fatalf("UserStatus fields %s, want %s", got, want)
 	}
 	if m["user_id"] != float64(user) {
@@ -62,12 +62,12 @@ func TestStatusEndpointsOnBothPathFamilies(t *testing.T) {
 			}
 			m := r.object(t)
 			checkUserStatus(t, m, 42)
-			if m["is_busy"] != true || m["wait_time"] != float64(15) || m["is_online"] != true {
+			if m["is_busy"] != true || m["wait_time"] != float64(15) || m["is_online"] != true || !wireTime.MatchString(m["busy_since"].(string)) {
 				t.Fatalf("PUT answered %s", r.body)
 			}
 
 			r = e.do("PATCH", family.status, tok, `{"is_busy":false}`)
-			if m := r.object(t); r.status != 200 || m["is_busy"] != false || m["wait_time"] != nil {
+			if m := r.object(t); r.status != 200 || m["is_busy"] != false || m["wait_time"] != nil || m["busy_since"] != nil {
 				t.Fatalf("PATCH is_busy=false: %d %s; wait_time must clear", r.status, r.body)
 			}
 
@@ -141,7 +141,7 @@ func TestUserPresence(t *testing.T) {
 	}
 	r := e.do("GET", "/users/5/presence", tok, "")
 	m := r.object(t)
-	if r.status != 200 || keys(m) != "is_busy,is_online,last_seen,user_id,username,wait_time" {
+	if r.status != 200 || keys(m) != "busy_since,is_busy,is_online,last_seen,user_id,username,wait_time" {
 		t.Fatalf("presence: %d %s", r.status, r.body)
 	}
 	if m["username"] != "eve" || m["is_busy"] != true || m["wait_time"] != float64(3) || !wireTime.MatchString(m["last_seen"].(string)) {

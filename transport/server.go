@@ -330,10 +330,11 @@ func staticFileExists(fsys fs.FS, urlPath string) bool {
 	return true
 }
 
-type identityKey struct{}
+type clientKey struct{}
 
 // requireToken lets through requests with a valid bearer token in the
-// Authorization header, and answers the rest with the seed API's 401.
+// Authorization header (and a well-formed device id, if any), and answers
+// the rest with the seed API's 401 (or a 400).
 // A token anywhere else (an access_token query parameter, as sockets
 // take) is not looked at: URLs end up in logs and browser history. Each
 // user's requests are then held to the REST rate limit.
@@ -352,11 +353,18 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 				s.cfg.RequestsPerSecond, s.cfg.RequestBurst))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+		device, err := deviceOf(r, false)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		c := hub.Client{UserID: id.UserID, Username: id.Username, Device: device}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))
 	})
 }
 
-func identityOf(r *http.Request) Identity { return r.Context().Value(identityKey{}).(Identity) }
+// clientOf returns who an authenticated request comes from.
+func clientOf(r *http.Request) hub.Client { return r.Context().Value(clientKey{}).(hub.Client) }
 
 func (s *Server) verify(token string) (Identity, error) {
 	if token == "" {

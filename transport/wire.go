@@ -26,16 +26,20 @@ type statusJSON struct {
 	LastSeen  *time.Time `json:"last_seen"`
 	CreatedAt *time.Time `json:"created_at"`
 	UpdatedAt *time.Time `json:"updated_at"`
+	// BusySince is when is_busy turned true; null while not busy. Not in
+	// the seed API; added after its fields.
+	BusySince *time.Time `json:"busy_since"`
 }
 
 // presenceJSON is the seed API's UserPresence.
 type presenceJSON struct {
-	UserID   int64      `json:"user_id"`
-	Username string     `json:"username"`
-	IsOnline bool       `json:"is_online"`
-	IsBusy   bool       `json:"is_busy"`
-	WaitTime *int       `json:"wait_time"`
-	LastSeen *time.Time `json:"last_seen"`
+	UserID    int64      `json:"user_id"`
+	Username  string     `json:"username"`
+	IsOnline  bool       `json:"is_online"`
+	IsBusy    bool       `json:"is_busy"`
+	WaitTime  *int       `json:"wait_time"`
+	LastSeen  *time.Time `json:"last_seen"`
+	BusySince *time.Time `json:"busy_since"` // as in statusJSON
 }
 
 // wireTime gives the seed's time format: RFC 3339 in UTC, whole seconds;
@@ -52,13 +56,14 @@ func toStatusJSON(s hub.Status) statusJSON {
 	return statusJSON{
 		UserID: s.UserID, IsOnline: s.Online, IsBusy: s.Busy, WaitTime: s.WaitTime,
 		LastSeen: wireTime(s.LastSeen), CreatedAt: wireTime(s.CreatedAt), UpdatedAt: wireTime(s.UpdatedAt),
+		BusySince: wireTime(s.BusySince),
 	}
 }
 
 func toPresenceJSON(p hub.Presence) presenceJSON {
 	return presenceJSON{
 		UserID: p.UserID, Username: p.Username, IsOnline: p.Online, IsBusy: p.Busy,
-		WaitTime: p.WaitTime, LastSeen: wireTime(p.LastSeen),
+		WaitTime: p.WaitTime, LastSeen: wireTime(p.LastSeen), BusySince: wireTime(p.BusySince),
 	}
 }
 
@@ -115,11 +120,19 @@ func appendPresenceFields(b []byte, p hub.Presence) []byte {
 		b = strconv.AppendInt(b, int64(*p.WaitTime), 10)
 	}
 	b = append(b, `,"last_seen":`...)
-	if p.LastSeen.IsZero() {
+	b = appendTime(b, p.LastSeen)
+	b = append(b, `,"busy_since":`...)
+	return appendTime(b, p.BusySince)
+}
+
+// appendTime appends t as wireTime gives it: null, or a quoted RFC 3339
+// time in UTC, whole seconds.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
 		return append(b, "null"...)
 	}
 	b = append(b, '"')
-	b = p.LastSeen.UTC().Truncate(time.Second).AppendFormat(b, time.RFC3339)
+	b = t.UTC().Truncate(time.Second).AppendFormat(b, time.RFC3339)
 	return append(b, '"')
 }
 

@@ -105,11 +105,15 @@ type conn struct {
 	// unread value.
 	expiry chan time.Time
 
+	status statusQueue // set_status messages on their way to the hub
+
 	// Owned by the reader.
 	msgLimit *rate.Limiter // nil: no limit
-	strikes  int           // messages dropped since the last warning
+	strikes  int           // messages over the rate since overSince
 	badRun   int           // invalid messages since the last valid one
-	warnedAt time.Time     // when the client was last told it is over the limit
+	// overSince is when the current run of messages over the rate began;
+	// zero when none has come for a rate warning window.
+	overSince time.Time
 
 	// closeCode and closeText are set by the reader before readerDone is
 	// closed; the writer reads them after.
@@ -141,6 +145,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
+	device, deviceErr := deviceOf(r, true)
 	s.conns.Add(1)
 	defer s.conns.Done()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
@@ -154,7 +159,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.closeNow(ws, CloseInvalidToken, "invalid or expired token")
 		return
 	}
-	sess, err := s.hub.Connect(context.Background(), id.UserID, id.Username)
+	if deviceErr != nil {
+		s.closeNow(ws, CloseBadRequest, deviceErr.Error())
+		return
+	}
+	sess, err := s.hub.Connect(context.Background(), hub.Client{UserID: id.UserID, Username: id.Username, Device: device})
 	switch {
 	case errors.Is(err, hub.ErrLimit):
 		s.closeNow(ws, CloseTooManyConnections, "too many connections for this user")
@@ -193,6 +202,7 @@ func (s *Server) closeNow(ws *websocket.Conn, code int, text string) {
 func (c *conn) readLoop() {
 	var readErr error
 	defer func() {
+		c.stopStatuses()
 		c.logClosed(readErr)
 		if c.closeCode != 0 {
 			// Replies still queued (a rate-limit warning, say) go out
@@ -211,6 +221,20 @@ func (c *conn) readLoop() {
 	c.ws.SetPongHandler(func(string) error {
 		alive()
 		c.s.hub.Touch(c.sess)
+		return nil
+	})
+	// A client that closes hears the answer to its close frame only once
+	// the hub has let go of the socket. A REST request it sends next (a
+	// phone going to the background keeps its device alive so) then comes
+	// after the socket's end, which would otherwise end that request's
+	// liveness as well.
+	c.ws.SetCloseHandler(func(code int, _ string) error {
+		c.stopStatuses()
+		c.s.hub.Disconnect(c.sess)
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(cfg.WriteTimeout))
 		return nil
 	})
 	for {
@@ -233,11 +257,23 @@ func (c *conn) readLoop() {
 			c.closeCode, c.closeText = CloseInvalidPayload, "text frame is not valid UTF-8"
 			return
 		}
-		if !c.allowMessage() {
-			return
-		}
+		msg, typ, err := DecodeClientMessage(data)
+		c.s.obs.MessageReceived(typ)
 		bad := c.badRun
-		if !c.handle(data) {
+		if over := !c.underRate(); over {
+			if !c.strike() {
+				return
+			}
+			if err == nil && typ == "set_status" {
+				if !c.handle(msg, typ, nil, true) {
+					return
+				}
+			} else if !c.send(encode(simpleReply{Type: "error", ID: msg.ID, Detail: c.rateDetail()})) {
+				return
+			}
+			continue
+		}
+		if !c.handle(msg, typ, err, false) {
 			return
 		}
 		if c.badRun == bad {
@@ -268,41 +304,46 @@ func (c *conn) logClosed(readErr error) {
 	c.log.Debug("socket closed", "by", by, "code", code, "err", readErr)
 }
 
-// allowMessage applies the per-socket message rate. A message over it is
-// dropped; the first of a run is answered with an error, and a client that
-// keeps sending a whole burst's worth after that is closed with 4429. A
-// quiet spell as long as the warning window forgives it.
-func (c *conn) allowMessage() bool {
-	if c.msgLimit == nil {
-		return true
-	}
+// underRate takes a token from the socket's message rate, and reports
+// whether there was one.
+func (c *conn) underRate() bool {
+	return c.msgLimit == nil || c.msgLimit.AllowN(time.Now(), 1)
+}
+
+// strike counts a message over the rate. A set_status over it is
+// merged with the updates still waiting, any other message is dropped
+// and answered with an error; a client that stays over the rate, with
+// more than a warning window's worth of messages (ten seconds at the
+// rate, and at least two bursts) over it within that window, is closed
+// with 4429. strike reports false then.
+func (c *conn) strike() bool {
 	now := time.Now()
-	if c.msgLimit.AllowN(now, 1) {
-		return true
-	}
-	if c.warnedAt.IsZero() || now.Sub(c.warnedAt) > rateWarningWindow {
-		c.warnedAt, c.strikes = now, 0
-		cfg := &c.s.cfg
-		return c.send(encode(simpleReply{Type: "error", Detail: fmt.Sprintf(
-			"rate limit: at most %g messages per second (bursts of %d); this message was dropped, and more will close the connection",
-			cfg.MessagesPerSecond, cfg.MessageBurst)}))
+	if c.overSince.IsZero() || now.Sub(c.overSince) > rateWarningWindow {
+		c.overSince, c.strikes = now, 0
 	}
 	c.strikes++
-	if c.strikes > c.s.cfg.MessageBurst {
-		c.closeCode, c.closeText = CloseRateLimited, "too many messages: the client ignored the rate limit"
+	cfg := &c.s.cfg
+	if c.strikes > max(2*cfg.MessageBurst, int(cfg.MessagesPerSecond*rateWarningWindow.Seconds())) {
+		c.closeCode, c.closeText = CloseRateLimited, "too many messages: the client stayed over the rate limit"
 		return false
 	}
 	return true
 }
 
-// rateWarningWindow is how long one rate-limit warning stands: drops
-// within it count towards the close, later ones start afresh.
+func (c *conn) rateDetail() string {
+	cfg := &c.s.cfg
+	return fmt.Sprintf("rate limit: at most %g messages per second (bursts of %d); this message was dropped",
+		cfg.MessagesPerSecond, cfg.MessageBurst)
+}
+
+// rateWarningWindow is the span over which messages over the rate are
+// counted towards a close; a quiet spell as long starts the count again.
 const rateWarningWindow = 10 * time.Second
 
-// handle answers one message; false ends the connection.
-func (c *conn) handle(data []byte) bool {
-	msg, typ, err := DecodeClientMessage(data)
-	c.s.obs.MessageReceived(typ)
+// handle answers one decoded message (or the error that decoding it
+// gave); over says it came over the message rate. false ends the
+// connection.
+func (c *conn) handle(msg clientMessage, typ string, err error, over bool) bool {
 	if err != nil {
 		return c.replyError(msg.ID, err)
 	}
@@ -341,15 +382,8 @@ func (c *conn) handle(data []byte) bool {
 		if err != nil {
 			return c.replyError(msg.ID, err)
 		}
-		st, err := c.s.hub.SetStatus(ctx, c.id.UserID, c.id.Username, up, false)
-		if errors.Is(err, hub.ErrUnavailable) {
-			// Not the client's fault: answered without counting as a bad message.
-			return c.send(encode(simpleReply{Type: "error", ID: msg.ID, Detail: "storage is unavailable; the change was not made, try again later"}))
-		}
-		if err != nil {
-			return false
-		}
-		return c.send(encode(statusReply{Type: "status", ID: msg.ID, Status: toStatusJSON(st)}))
+		c.queueStatus(up, msg.ID, over)
+		return true
 	default:
 		return c.replyError(msg.ID, fmt.Errorf("unknown message type %q: expected subscribe, unsubscribe, set_status, refresh or ping", truncate(typ, 32)))
 	}

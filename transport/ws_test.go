@@ -28,13 +28,13 @@ func TestSubscribeSnapshotAndBroadcast(t *testing.T) {
 		t.Fatalf("subscribed = %v, want id s1 and bob alone (3 is unknown)", m)
 	}
 	bob := ps[0].(map[string]any)
-	if keys(bob) != "is_busy,is_online,last_seen,user_id,username,wait_time" || bob["username"] != "bob" || bob["is_online"] != true {
+	if keys(bob) != "busy_since,is_busy,is_online,last_seen,user_id,username,wait_time" || bob["username"] != "bob" || bob["is_online"] != true {
 		t.Fatalf("snapshot entry %v", bob)
 	}
 
 	carol := e.dial(e.token(3, "carol"))
 	ev := watcher.presence(3, true)
-	if keys(ev) != "is_busy,is_online,last_seen,type,user_id,username,wait_time" || ev["username"] != "carol" {
+	if keys(ev) != "busy_since,is_busy,is_online,last_seen,type,user_id,username,wait_time" || ev["username"] != "carol" {
 		t.Fatalf("presence event %v", ev)
 	}
 

@@ -74,7 +74,7 @@ func (s *Store) ApplyBatch(_ context.Context, ops []hub.Op) ([]hub.Applied, erro
 
 func (s *Store) apply(op hub.Op, now time.Time) (hub.Record, error) {
 	row, exists := s.rows[op.UserID]
-	if !exists && (op.Kind == hub.OpRelease || op.Kind == hub.OpRefresh) {
+	if !exists && !op.Creates() {
 		return hub.Record{}, hub.ErrNotFound
 	}
 	switch op.Kind {
@@ -91,8 +91,8 @@ func (s *Store) apply(op hub.Op, now time.Time) (hub.Record, error) {
 	return s.record(op.UserID, row, now), nil
 }
 
-// SaveLastSeen updates last_seen of users that have a status, and extends
-// their heartbeats.
+// SaveLastSeen updates last_seen of users that have a status (not while
+// they appear offline), and extends their heartbeats.
 func (s *Store) SaveLastSeen(_ context.Context, seen []hub.LastSeen) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -102,12 +102,13 @@ func (s *Store) SaveLastSeen(_ context.Context, seen []hub.LastSeen) error {
 		if !ok {
 			continue
 		}
-		if ls.At.After(row.LastSeen) {
+		if !row.AppearOffline && ls.At.After(row.LastSeen) {
 			row.LastSeen = ls.At
 		}
 		if until := now.Add(ls.HeartbeatTTL); ls.HeartbeatTTL > 0 && until.After(row.HeartbeatUntil) {
 			row.HeartbeatUntil = until
 		}
+		row.DeviceHeartbeats = hub.ExtendHeartbeats(row.DeviceHeartbeats, ls.DeviceHeartbeats, now)
 		s.rows[ls.UserID] = row
 	}
 	return nil

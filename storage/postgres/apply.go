@@ -102,9 +102,6 @@ func (s *Store) track(ops []hub.Op, out []hub.Applied) {
 	}
 }
 
-// creates reports whether op makes a status for a user that has none.
-func creates(op hub.Op) bool { return op.Kind != hub.OpRelease && op.Kind != hub.OpRefresh }
-
 // batchUser is what a batch knows of one of its users while it decides.
 type batchUser struct {
 	row     hub.Row
@@ -192,7 +189,7 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 	var notices []string
 	for i, op := range ops {
 		u := users[op.UserID]
-		if !u.exists && !creates(op) {
+		if !u.exists && !op.Creates() {
 			out[i].Err = hub.ErrNotFound
 			continue
 		}
@@ -263,12 +260,15 @@ func (s *Store) writeBatch(ids []int64, users map[int64]*batchUser, node nodeSta
 	if len(ch.id) > 0 {
 		b.Queue(`UPDATE presence_status p SET username = c.username, online = c.online, appear_offline = c.appear_offline,
 				busy = c.busy, wait_time = c.wait_time, last_seen = c.last_seen, created_at = c.created_at,
-				updated_at = c.updated_at, heartbeat_until = c.heartbeat_until, version = c.version
+				updated_at = c.updated_at, heartbeat_until = c.heartbeat_until, version = c.version,
+				device_heartbeats = c.device_heartbeats, busy_since = c.busy_since
 			FROM unnest($1::bigint[], $2::text[], $3::bool[], $4::bool[], $5::bool[], $6::int[], $7::timestamptz[],
-				$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::bigint[])
-				AS c(user_id, username, online, appear_offline, busy, wait_time, last_seen, created_at, updated_at, heartbeat_until, version)
+				$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::jsonb[], $13::timestamptz[])
+				AS c(user_id, username, online, appear_offline, busy, wait_time, last_seen, created_at, updated_at, heartbeat_until, version,
+					device_heartbeats, busy_since)
 			WHERE p.user_id = c.user_id`,
-			ch.id, ch.username, ch.online, ch.hidden, ch.busy, ch.wait, ch.lastSeen, ch.created, ch.updated, ch.heartbeat, ch.version)
+			ch.id, ch.username, ch.online, ch.hidden, ch.busy, ch.wait, ch.lastSeen, ch.created, ch.updated, ch.heartbeat, ch.version,
+			ch.devices, ch.busySince)
 	}
 	if len(notices) > 0 {
 		// unnest yields the payloads in order, so the other nodes hear of
@@ -286,8 +286,9 @@ type changedRows struct {
 	online, hidden, busy       []bool
 	wait                       []*int32
 	lastSeen, created, updated []time.Time
-	heartbeat                  []*time.Time
+	heartbeat, busySince       []*time.Time
 	version                    []int64
+	devices                    []string
 }
 
 func (c *changedRows) add(r hub.Row) {
@@ -307,4 +308,6 @@ func (c *changedRows) add(r hub.Row) {
 	c.updated = append(c.updated, r.UpdatedAt)
 	c.heartbeat = append(c.heartbeat, nullTime(r.HeartbeatUntil))
 	c.version = append(c.version, r.Version)
+	c.devices = append(c.devices, deviceJSON(r.DeviceHeartbeats))
+	c.busySince = append(c.busySince, nullTime(r.BusySince))
 }

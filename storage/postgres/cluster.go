@@ -191,6 +191,8 @@ func (s *Store) sweep(ctx context.Context) error {
 		UNION
 		SELECT p.user_id FROM presence_status p
 		WHERE p.online AND (p.heartbeat_until IS NULL OR p.heartbeat_until <= now())
+		AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(p.device_heartbeats) d
+			WHERE d.value::bigint > (extract(epoch FROM now()) * 1000000)::bigint)
 		AND NOT EXISTS (SELECT 1 FROM presence_sessions s JOIN presence_nodes n USING (node_id)
 			WHERE s.user_id = p.user_id AND presence_lease_end(n.lease_until, n.lease_ttl) > now())
 		LIMIT $1`, sweepBatch)

@@ -28,6 +28,9 @@ type wireRecord struct {
 	Updated  int64  `json:"t,omitempty"`
 	HBLeftMs int64  `json:"h,omitempty"`
 	Vouchers int    `json:"k,omitempty"`
+	// Devices holds each device heartbeat's time left, in milliseconds.
+	Devices   map[string]int64 `json:"d,omitempty"`
+	BusySince int64            `json:"bs,omitempty"`
 }
 
 // message is one NOTIFY payload: a changed record, or last_seen times as
@@ -44,6 +47,15 @@ func encodeRecord(r hub.Record) string {
 		UserID: r.UserID, Version: r.Version, Username: r.Username, Online: r.Online, Hidden: r.AppearOffline,
 		Busy: r.Busy, WaitTime: r.WaitTime, LastSeen: r.LastSeen.UnixMicro(), Created: r.CreatedAt.UnixMicro(),
 		Updated: r.UpdatedAt.UnixMicro(), HBLeftMs: r.HeartbeatLeft.Milliseconds(), Vouchers: r.Vouchers,
+	}
+	if !r.BusySince.IsZero() {
+		w.BusySince = r.BusySince.UnixMicro()
+	}
+	for dev, left := range r.DeviceHeartbeats {
+		if w.Devices == nil {
+			w.Devices = make(map[string]int64, len(r.DeviceHeartbeats))
+		}
+		w.Devices[dev] = left.Milliseconds()
 	}
 	b, _ := json.Marshal(message{Record: &w}) // plain types only
 	if len(b) > maxPayload {
@@ -85,6 +97,13 @@ func decode(payload string) (msg message, err error) {
 }
 
 func (w *wireRecord) record() hub.Record {
+	var devices map[string]time.Duration
+	for dev, ms := range w.Devices {
+		if devices == nil {
+			devices = make(map[string]time.Duration, len(w.Devices))
+		}
+		devices[dev] = time.Duration(ms) * time.Millisecond
+	}
 	micro := func(us int64) time.Time {
 		if us == 0 {
 			return time.Time{}
@@ -95,10 +114,12 @@ func (w *wireRecord) record() hub.Record {
 		Status: hub.Status{
 			UserID: w.UserID, Username: w.Username, Online: w.Online, AppearOffline: w.Hidden, Busy: w.Busy,
 			WaitTime: w.WaitTime, LastSeen: micro(w.LastSeen), CreatedAt: micro(w.Created), UpdatedAt: micro(w.Updated),
+			BusySince: micro(w.BusySince),
 		},
-		Version:       w.Version,
-		HeartbeatLeft: time.Duration(w.HBLeftMs) * time.Millisecond,
-		Vouchers:      w.Vouchers,
+		Version:          w.Version,
+		HeartbeatLeft:    time.Duration(w.HBLeftMs) * time.Millisecond,
+		DeviceHeartbeats: devices,
+		Vouchers:         w.Vouchers,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -224,7 +225,7 @@ func (s *Store) CheckListener(context.Context) error {
 	return nil
 }
 
-const columns = `user_id, username, online, appear_offline, busy, wait_time, last_seen, created_at, updated_at, heartbeat_until, version`
+const columns = `user_id, username, online, appear_offline, busy, wait_time, last_seen, created_at, updated_at, heartbeat_until, version, device_heartbeats, busy_since`
 
 // LoadAll returns every stored status.
 func (s *Store) LoadAll(ctx context.Context) ([]hub.Record, error) {
@@ -264,15 +265,17 @@ func (s *Store) load(ctx context.Context, ids []int64) ([]hub.Record, error) {
 
 // rowWithNow scans now() and the columns of a status.
 type rowWithNow struct {
-	now  time.Time
-	r    hub.Row
-	wait *int32
-	hb   *time.Time
+	now       time.Time
+	r         hub.Row
+	wait      *int32
+	hb        *time.Time
+	devices   map[string]int64 // device id -> Unix microseconds
+	busySince *time.Time
 }
 
 func (c *rowWithNow) dest() []any {
 	return []any{&c.now, &c.r.UserID, &c.r.Username, &c.r.Online, &c.r.AppearOffline, &c.r.Busy, &c.wait,
-		&c.r.LastSeen, &c.r.CreatedAt, &c.r.UpdatedAt, &c.hb, &c.r.Version}
+		&c.r.LastSeen, &c.r.CreatedAt, &c.r.UpdatedAt, &c.hb, &c.r.Version, &c.devices, &c.busySince}
 }
 
 func (c *rowWithNow) row() hub.Row {
@@ -284,7 +287,27 @@ func (c *rowWithNow) row() hub.Row {
 	if c.hb != nil {
 		r.HeartbeatUntil = *c.hb
 	}
+	if c.busySince != nil {
+		r.BusySince = *c.busySince
+	}
+	for dev, us := range c.devices {
+		if r.DeviceHeartbeats == nil {
+			r.DeviceHeartbeats = make(map[string]time.Time, len(c.devices))
+		}
+		r.DeviceHeartbeats[dev] = time.UnixMicro(us)
+	}
 	return r
+}
+
+// deviceJSON encodes device heartbeats as the device_heartbeats column
+// holds them: a JSON object of Unix microseconds.
+func deviceJSON(hb map[string]time.Time) string {
+	m := make(map[string]int64, len(hb))
+	for dev, t := range hb {
+		m[dev] = t.UnixMicro()
+	}
+	b, _ := json.Marshal(m) // strings and integers only
+	return string(b)
 }
 
 // truncate rounds times to what PostgreSQL keeps, microseconds, so that
@@ -294,6 +317,14 @@ func truncate(r hub.Row) hub.Row {
 	r.CreatedAt = r.CreatedAt.Truncate(time.Microsecond)
 	r.UpdatedAt = r.UpdatedAt.Truncate(time.Microsecond)
 	r.HeartbeatUntil = r.HeartbeatUntil.Truncate(time.Microsecond)
+	r.BusySince = r.BusySince.Truncate(time.Microsecond)
+	if r.DeviceHeartbeats != nil {
+		hb := make(map[string]time.Time, len(r.DeviceHeartbeats))
+		for dev, t := range r.DeviceHeartbeats {
+			hb[dev] = t.Truncate(time.Microsecond)
+		}
+		r.DeviceHeartbeats = hb
+	}
 	return r
 }
 
@@ -314,8 +345,15 @@ func (s *Store) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
 	ids := make([]int64, len(seen))
 	ats := make([]time.Time, len(seen))
 	ttls := make([]float64, len(seen))
+	devs := make([]string, len(seen)) // device id -> seconds, as JSON
 	for i, ls := range seen {
 		ids[i], ats[i], ttls[i] = ls.UserID, ls.At, ls.HeartbeatTTL.Seconds()
+		ext := make(map[string]float64, len(ls.DeviceHeartbeats))
+		for dev, ttl := range ls.DeviceHeartbeats {
+			ext[dev] = ttl.Seconds()
+		}
+		b, _ := json.Marshal(ext)
+		devs[i] = string(b)
 	}
 	err := s.transact(ctx, func(tx pgx.Tx) error {
 		// Lock the rows in user id order first, as ApplyBatch does, so that
@@ -323,14 +361,21 @@ func (s *Store) SaveLastSeen(ctx context.Context, seen []hub.LastSeen) error {
 		if _, err := tx.Exec(ctx, `SELECT FROM presence_status WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, ids); err != nil {
 			return err
 		}
+		// While a user appears offline their last_seen stays. A device
+		// heartbeat is extended only while it is stored: one that a
+		// socket took over since is not brought back.
 		rows, err := tx.Query(ctx, `UPDATE presence_status p SET
-				last_seen = GREATEST(p.last_seen, b.at),
+				last_seen = CASE WHEN p.appear_offline THEN p.last_seen ELSE GREATEST(p.last_seen, b.at) END,
 				heartbeat_until = CASE WHEN b.ttl > 0
 					THEN GREATEST(p.heartbeat_until, now() + b.ttl * interval '1 second')
-					ELSE p.heartbeat_until END
-			FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[]) AS b(user_id, at, ttl)
+					ELSE p.heartbeat_until END,
+				device_heartbeats = p.device_heartbeats || coalesce((
+					SELECT jsonb_object_agg(e.key, GREATEST((p.device_heartbeats->>e.key)::bigint,
+						(extract(epoch FROM now()) * 1000000)::bigint + (e.value::float8 * 1000000)::bigint))
+					FROM jsonb_each_text(b.dev) e WHERE p.device_heartbeats ? e.key), '{}')
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[], $4::jsonb[]) AS b(user_id, at, ttl, dev)
 			WHERE p.user_id = b.user_id
-			RETURNING p.user_id, p.last_seen`, ids, ats, ttls)
+			RETURNING p.user_id, p.last_seen`, ids, ats, ttls, devs)
 		if err != nil {
 			return err
 		}

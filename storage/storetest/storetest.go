@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -221,6 +222,127 @@ func Run(t *testing.T, newStore func(t *testing.T) hub.Store) {
 		}
 		return s
 	})
+	t.Run("DeviceHeartbeatsAreKeptPerDevice", func(t *testing.T) {
+		s := newStore(t)
+		rec := apply(t, s, hub.Op{Kind: hub.OpHeartbeat, UserID: 40, Device: "phone", HeartbeatTTL: time.Hour})
+		if !rec.Online || rec.HeartbeatLeft != 0 || rec.DeviceHeartbeats["phone"] < 59*time.Minute || len(rec.DeviceHeartbeats) != 1 {
+			t.Fatalf("after a device heartbeat: online %v, left %v, devices %v", rec.Online, rec.HeartbeatLeft, rec.DeviceHeartbeats)
+		}
+		rec = apply(t, s, hub.Op{Kind: hub.OpUpdate, UserID: 40, Device: "tablet", HeartbeatTTL: time.Minute, Update: hub.StatusUpdate{Busy: ptr(true)}})
+		if len(rec.DeviceHeartbeats) != 2 || rec.DeviceHeartbeats["tablet"] <= 0 || rec.DeviceHeartbeats["tablet"] > time.Minute {
+			t.Fatalf("after an update from a second device: %v", rec.DeviceHeartbeats)
+		}
+		if got := loadOne(t, s, 40); len(got.DeviceHeartbeats) != 2 || got.DeviceHeartbeats["phone"] < 59*time.Minute {
+			t.Fatalf("loaded device heartbeats %v", got.DeviceHeartbeats)
+		}
+		// A socket of the phone takes its heartbeat over; the tablet's
+		// stays.
+		rec = apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 40, Device: "phone"})
+		if _, ok := rec.DeviceHeartbeats["phone"]; ok || rec.DeviceHeartbeats["tablet"] <= 0 {
+			t.Fatalf("after the phone's socket: %v", rec.DeviceHeartbeats)
+		}
+		rec = apply(t, s, hub.Op{Kind: hub.OpRelease, UserID: 40})
+		if !rec.Online {
+			t.Fatal("the tablet's heartbeat no longer keeps the user online")
+		}
+		rec = apply(t, s, hub.Op{Kind: hub.OpEndHeartbeat, UserID: 40, Device: "tablet"})
+		if rec.Online || len(rec.DeviceHeartbeats) != 0 {
+			t.Fatalf("with every heartbeat ended: online %v, devices %v", rec.Online, rec.DeviceHeartbeats)
+		}
+		if _, err := s.Apply(ctx, hub.Op{Kind: hub.OpEndHeartbeat, UserID: 41, Device: "x"}); !errors.Is(err, hub.ErrNotFound) {
+			t.Fatalf("ending a heartbeat of an unknown user: %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("ADeviceHeartbeatWithoutSocketExpires", func(t *testing.T) {
+		s := newStore(t)
+		short := apply(t, s, hub.Op{Kind: hub.OpHeartbeat, UserID: 42, Device: "phone", HeartbeatTTL: 200 * time.Millisecond})
+		for deadline := time.Now().Add(10 * time.Second); ; waitBriefly() {
+			rec := apply(t, s, hub.Op{Kind: hub.OpRefresh, UserID: 42})
+			if !rec.Online {
+				if len(rec.DeviceHeartbeats) != 0 || rec.Version != short.Version+1 {
+					t.Fatalf("expired device heartbeat: devices %v, version %d (was %d)", rec.DeviceHeartbeats, rec.Version, short.Version)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("still online 10s after a 200ms device heartbeat")
+			}
+		}
+	})
+	t.Run("SaveLastSeenExtendsOnlyStoredDeviceHeartbeats", func(t *testing.T) {
+		s := newStore(t)
+		hb := apply(t, s, hub.Op{Kind: hub.OpHeartbeat, UserID: 43, Device: "phone", HeartbeatTTL: 2 * time.Second})
+		ext := map[string]time.Duration{"phone": time.Hour, "gone": time.Hour}
+		if err := s.SaveLastSeen(ctx, []hub.LastSeen{{UserID: 43, At: hb.LastSeen, DeviceHeartbeats: ext}}); err != nil {
+			t.Fatal(err)
+		}
+		rec := apply(t, s, hub.Op{Kind: hub.OpRefresh, UserID: 43})
+		if rec.DeviceHeartbeats["phone"] < 59*time.Minute || len(rec.DeviceHeartbeats) != 1 {
+			t.Fatalf("after an extension: %v; want the phone's hour and no heartbeat for a device the store did not hold", rec.DeviceHeartbeats)
+		}
+		if err := s.SaveLastSeen(ctx, []hub.LastSeen{{UserID: 43, At: hb.LastSeen, DeviceHeartbeats: map[string]time.Duration{"phone": time.Second}}}); err != nil {
+			t.Fatal(err)
+		}
+		if rec := apply(t, s, hub.Op{Kind: hub.OpRefresh, UserID: 43}); rec.DeviceHeartbeats["phone"] < 59*time.Minute {
+			t.Fatalf("a shorter extension cut the device heartbeat to %v", rec.DeviceHeartbeats["phone"])
+		}
+	})
+	t.Run("ManyDevicesKeepTheNewest", func(t *testing.T) {
+		s := newStore(t)
+		var rec hub.Record
+		for i := range hub.MaxDeviceHeartbeats + 5 {
+			rec = apply(t, s, hub.Op{Kind: hub.OpHeartbeat, UserID: 44, Device: fmt.Sprint("d", i), HeartbeatTTL: time.Hour + time.Duration(i)*time.Second})
+		}
+		if len(rec.DeviceHeartbeats) != hub.MaxDeviceHeartbeats || rec.DeviceHeartbeats["d0"] != 0 || rec.DeviceHeartbeats[fmt.Sprint("d", hub.MaxDeviceHeartbeats+4)] == 0 {
+			t.Fatalf("%d device heartbeats kept: %v", len(rec.DeviceHeartbeats), rec.DeviceHeartbeats)
+		}
+	})
+	t.Run("BusySinceIsStored", func(t *testing.T) {
+		s := newStore(t)
+		before := time.Now()
+		rec := apply(t, s, update(45, hub.StatusUpdate{Busy: ptr(true)}))
+		if rec.BusySince.Before(before.Add(-skew)) || rec.BusySince.After(time.Now().Add(skew)) {
+			t.Fatalf("busy_since %v, not about now", rec.BusySince)
+		}
+		if got := loadOne(t, s, 45); !got.BusySince.Equal(rec.BusySince) {
+			t.Fatalf("loaded busy_since %v, want %v", got.BusySince, rec.BusySince)
+		}
+		again := apply(t, s, update(45, hub.StatusUpdate{Busy: ptr(true), WaitTimeSet: true, WaitTime: ptr(3)}))
+		if !again.BusySince.Equal(rec.BusySince) {
+			t.Fatalf("busy_since moved from %v to %v within one call", rec.BusySince, again.BusySince)
+		}
+		if free := apply(t, s, update(45, hub.StatusUpdate{Busy: ptr(false)})); !free.BusySince.IsZero() {
+			t.Fatalf("busy_since %v after the call", free.BusySince)
+		}
+		if got := loadOne(t, s, 45); !got.BusySince.IsZero() {
+			t.Fatalf("loaded busy_since %v after the call", got.BusySince)
+		}
+	})
+	t.Run("WhileInvisibleLastSeenStays", func(t *testing.T) {
+		s := newStore(t)
+		apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 46, Username: "ann"})
+		hidden := apply(t, s, update(46, hub.StatusUpdate{Online: ptr(false)}))
+		if hidden.Online || !hidden.AppearOffline {
+			t.Fatalf("after appear offline: %+v", hidden.Status)
+		}
+		later := hidden.LastSeen.Add(time.Minute)
+		if err := s.SaveLastSeen(ctx, []hub.LastSeen{{UserID: 46, At: later, HeartbeatTTL: time.Hour}}); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, s, hub.Op{Kind: hub.OpHeartbeat, UserID: 46, Username: "ann2", HeartbeatTTL: time.Hour})
+		apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 46, Username: "ann3", Device: "tab"})
+		rec := apply(t, s, hub.Op{Kind: hub.OpRelease, UserID: 46, SeenAt: later})
+		if !rec.LastSeen.Equal(hidden.LastSeen) || rec.Username != "ann" || rec.Online {
+			t.Fatalf("while invisible: last_seen %v (want %v), name %q, online %v", rec.LastSeen, hidden.LastSeen, rec.Username, rec.Online)
+		}
+		if got := loadOne(t, s, 46); !got.LastSeen.Equal(hidden.LastSeen) {
+			t.Fatalf("loaded last_seen %v, want %v", got.LastSeen, hidden.LastSeen)
+		}
+		back := apply(t, s, update(46, hub.StatusUpdate{Online: ptr(true)}))
+		if !back.Online {
+			t.Fatalf("the heartbeat taken while invisible does not keep the user online: %+v", back.Status)
+		}
+	})
 }
 
 // batchStore is what the batch tests need of a store.
@@ -321,6 +443,7 @@ func runBatch(t *testing.T, newStore func(t *testing.T) hub.BatchStore) {
 			t.Fatalf("empty batch: %d answers, %v", len(out), err)
 		}
 	})
+
 }
 
 func applyBatch(t *testing.T, s hub.BatchStore, ops []hub.Op) []hub.Applied {
