@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strconv"
 	"strings"
@@ -29,7 +31,7 @@ func checkIDs(t *testing.T, ids []int64, err error) {
 	}
 	seen := map[int64]bool{}
 	for _, id := range ids {
-		if id <= 0 {
+		if id <= 0 || id > MaxUserID {
 			t.Fatalf("id %d accepted", id)
 		}
 		if seen[id] {
@@ -174,6 +176,53 @@ func FuzzRedactedURI(f *testing.F) {
 			jwtLike := looksLikeJWT(looseUnescape(key)) || looksLikeJWT(looseUnescape(value))
 			if (secretName || jwtLike) && !redacted {
 				t.Fatalf("pair %q of %q was logged as it came", pair, q)
+			}
+		}
+	})
+}
+
+// FuzzDecodeObject holds the exact decoder of bodies and messages to
+// encoding/json: it accepts exactly the JSON objects, hands over every
+// member with its name as decoded (never case-folded) and its value
+// unchanged, and refuses nothing else but a name given twice.
+func FuzzDecodeObject(f *testing.F) {
+	for _, s := range []string{
+		`{"is_busy":true}`, `{"IS_BUSY":true,"is_busy":false}`, `{"a":1,"a":2}`, `{"a\u005fb":[1,{"c":null}]}`,
+		`null`, `[{"a":1}]`, `{"a":1} {}`, `{"a":1}x`, ` { } `, `"s"`, `{"a":`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := map[string]json.RawMessage{}
+		var order []string
+		err := decodeObject(data, func(name string, value json.RawMessage) error {
+			if _, dup := got[name]; dup {
+				return errors.New("twice")
+			}
+			got[name] = value
+			order = append(order, name)
+			return nil
+		})
+		var want map[string]json.RawMessage
+		wantErr := json.Unmarshal(data, &want)
+		isObject := wantErr == nil && want != nil
+		switch {
+		case err == nil && !isObject:
+			t.Fatalf("%q accepted; encoding/json: %v", data, wantErr)
+		case err != nil && err.Error() == "twice":
+			return // refused at the second name, before any later syntax error
+		case err != nil && isObject:
+			t.Fatalf("the object %q refused: %v", data, err)
+		case err != nil:
+			checkDetail(t, err.Error())
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: members %v, encoding/json reads %d", data, order, len(want))
+		}
+		for name, v := range want {
+			if g, ok := got[name]; !ok || !bytes.Equal(bytes.TrimSpace(g), bytes.TrimSpace(v)) {
+				t.Fatalf("%q: member %q is %s, encoding/json reads %s", data, name, g, v)
 			}
 		}
 	})

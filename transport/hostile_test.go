@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
 	"github.com/presenced/presenced/transport"
 )
@@ -73,12 +75,12 @@ func TestMoreBadMessagesGetAnErrorAndTheSocketLivesOn(t *testing.T) {
 	}{
 		{"empty frame", ``, "not valid JSON", nil},
 		{"a bare string", `"ping"`, "must be a JSON object", nil},
-		{"null", `null`, "type is required", nil},
+		{"null", `null`, "must be a JSON object", nil},
 		{"huge unknown type", `{"type":"` + strings.Repeat("a", 500) + `","id":"x"}`, "unknown message type", "x"},
 		{"deeply nested", strings.Repeat("[", 5000) + strings.Repeat("]", 5000), "must be a JSON object", nil},
 		{"zero id", `{"type":"subscribe","user_ids":[0],"id":3}`, "not a positive integer", 3.0},
-		{"exponent id", `{"type":"subscribe","user_ids":[1e3]}`, "not a positive integer", nil},
-		{"400-digit id", `{"type":"subscribe","user_ids":[` + strings.Repeat("9", 400) + `]}`, "not a positive integer", nil},
+		{"exponent id", `{"type":"subscribe","user_ids":[1e3]}`, "must be written in canonical decimal", nil},
+		{"400-digit id", `{"type":"subscribe","user_ids":[` + strings.Repeat("9", 400) + `]}`, "at most 9007199254740991", nil},
 		{"null id", `{"type":"subscribe","user_ids":[null]}`, "must be numbers", nil},
 		{"nested array id", `{"type":"subscribe","user_ids":[[1]]}`, "must be numbers", nil},
 		{"too many ids", `{"type":"subscribe","user_ids":[1,2,3,4,5,6]}`, "at most 5 are allowed", nil},
@@ -501,5 +503,147 @@ func TestEveryPathAndMethodGetsTheRightHTTPAnswer(t *testing.T) {
 				t.Fatalf("detail %q, want %q", e.Detail, want)
 			}
 		})
+	}
+}
+
+// TestInputIsReadExactly: member names match exactly (encoding/json's own
+// decoding would take IS_BUSY for is_busy), a name given twice is refused,
+// ids have one spelling and fit a JavaScript number, and POST /dev/token
+// wants a string username. Each refusal says what is wrong, on REST with
+// a 400 and on the socket with an error, and nothing is applied.
+func TestInputIsReadExactly(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{DevTokens: auth.NewIssuer([]byte(secret), time.Hour)}})
+	tok := e.token(1, "a")
+	if r := e.do("PUT", "/users/me/status", tok, `{"is_busy":false}`); r.status != 200 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	for _, tc := range []struct{ method, path, body, detail string }{
+		{"PUT", "/users/me/status", `{"IS_BUSY":true}`, "No status fields to update"},
+		{"PATCH", "/users/me/status", `{"Is_Busy":true,"WAIT_TIME":5}`, "No status fields to update"},
+		{"PUT", "/both/status/me", `{"is_online ":false}`, "No status fields to update"},
+		{"PUT", "/users/me/status", `{"is_busy":false,"is_busy":true}`, "is_busy is given twice"},
+		{"PUT", "/users/me/status", `null`, "Request body must be a JSON object"},
+		{"PUT", "/users/me/status", `{"is_busy":true} {}`, "Request body is not valid JSON"},
+		{"GET", "/users/presence?user_ids=%2B5", "", `user id "+5" must be written in canonical decimal`},
+		{"GET", "/users/presence?user_ids=007", "", `user id "007" must be written in canonical decimal`},
+		{"GET", "/users/presence?user_ids=1,%202", "", `user id " 2" must be written in canonical decimal`},
+		{"GET", "/users/presence?user_ids=9007199254740992", "", "is too large: ids are at most 9007199254740991 (2^53 − 1)"},
+		{"GET", "/users/presence?user_ids=18446744073709551616", "", "is too large"},
+		{"GET", "/users/%2B5/presence", "", `user id "+5" must be written in canonical decimal`},
+		{"GET", "/users/9007199254740992/presence", "", "is too large"},
+		{"POST", "/dev/token", `{"user_id":5,"username":null}`, "username must be a string, not null"},
+		{"POST", "/dev/token", `{"user_id":5,"username":5}`, "username must be a string, not the number 5"},
+		{"POST", "/dev/token", `{"user_id":5,"username":["eve"]}`, "username must be a string, not an array"},
+		{"POST", "/dev/token", `{"USER_ID":5}`, "user_id is required"},
+		{"POST", "/dev/token", `{"user_id":5.0}`, `user id "5.0" must be written in canonical decimal`},
+		{"POST", "/dev/token", `{"user_id":5,"user_id":6}`, "user_id is given twice"},
+		{"POST", "/dev/token", `{"user_id":9007199254740992}`, "is too large"},
+	} {
+		t.Run(tc.method+" "+tc.path+" "+tc.body, func(t *testing.T) {
+			r := e.do(tc.method, tc.path, tok, tc.body)
+			if r.status != 400 || !strings.Contains(r.detail(t), tc.detail) {
+				t.Fatalf("%d %s, want 400 saying %q", r.status, r.body, tc.detail)
+			}
+		})
+	}
+	if r := e.do("GET", "/users/me/status", tok, ""); r.object(t)["is_busy"] != false {
+		t.Fatalf("a refused body changed the status: %s", r.body)
+	}
+	if r := e.do("GET", "/users/presence?user_ids=9007199254740991,1", tok, ""); r.status != 200 {
+		t.Fatalf("the largest id: %d %s", r.status, r.body)
+	}
+
+	c := e.dial(tok)
+	for _, tc := range []struct{ msg, detail string }{
+		{`{"TYPE":"ping"}`, "type is required"},
+		{`{"type":"set_status","IS_BUSY":true}`, "No status fields to update"},
+		{`{"type":"set_status","is_busy":true,"is_busy":false}`, "is_busy is given twice"},
+		{`{"type":"ping","type":"subscribe","user_ids":[2]}`, "type is given twice"},
+		{`{"type":"subscribe","USER_IDS":[2]}`, "user_ids is required"},
+		{`{"type":"subscribe","user_ids":[9007199254740992]}`, "is too large: ids are at most 9007199254740991"},
+		{`{"type":"subscribe","user_ids":[5.0]}`, "must be written in canonical decimal"},
+		{`{"type":"refresh","Token":"x.y.z"}`, "token is required"},
+	} {
+		c.send(tc.msg)
+		if m := c.expect("error"); !strings.Contains(m["detail"].(string), tc.detail) {
+			t.Errorf("%s: detail %q, want %q", tc.msg, m["detail"], tc.detail)
+		}
+	}
+	c.send(`{"type":"subscribe","user_ids":[9007199254740991],"id":"max"}`)
+	if m := c.expect("subscribed"); m["id"] != "max" {
+		t.Fatalf("subscribe to the largest id: %v", m)
+	}
+	if r := e.do("GET", "/users/me/status", tok, ""); r.object(t)["is_busy"] != false {
+		t.Fatalf("a refused message changed the status: %s", r.body)
+	}
+}
+
+// TestUsernamesAreCappedAndClean: a name enters only with a token (or a
+// dev token); one longer than -max-username-length characters, or with a
+// control character, is refused right there with a clear answer, on REST,
+// at a socket's connect and in a refresh, and never reaches the hub.
+func TestUsernamesAreCappedAndClean(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{MaxUsernameLength: 10, DevTokens: auth.NewIssuer([]byte(secret), time.Hour)}})
+	exp := time.Now().Add(time.Hour).Unix()
+	named := func(name string) string {
+		return signed(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"sub": "5", "username": name, "exp": exp})
+	}
+	for name, detail := range map[string]string{
+		strings.Repeat("n", 11): "Invalid token: username is 11 characters; at most 10 are allowed",
+		"a\x00b":                "Invalid token: username must not contain control characters; it has U+0000",
+		"tab\there":             "it has U+0009",
+		"line\nbreak":           "it has U+000A",
+		"del\x7f":               "it has U+007F",
+		"next\u0085line":        "it has U+0085",
+	} {
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			tok := named(name)
+			r := e.do("PUT", "/users/me/status", tok, `{"is_busy":true}`)
+			if r.status != 401 || r.detail(t) != detail && !strings.HasSuffix(r.detail(t), detail) {
+				t.Fatalf("REST: %d %s, want 401 saying %q", r.status, r.body, detail)
+			}
+			if h := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
+				t.Fatalf("WWW-Authenticate %q", h)
+			}
+			ws, _, err := websocket.DefaultDialer.Dial(e.wsURL("access_token="+tok), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			_, _, err = ws.ReadMessage()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != transport.CloseInvalidToken || !strings.Contains(ce.Text, "username") {
+				t.Fatalf("socket: %v, want close %d naming the username", err, transport.CloseInvalidToken)
+			}
+			quoted, _ := json.Marshal(name)
+			r = e.do("POST", "/dev/token", "", fmt.Sprintf(`{"user_id":5,"username":%s}`, quoted))
+			if r.status != 400 || !strings.Contains(r.detail(t), strings.TrimPrefix(detail, "Invalid token: ")) {
+				t.Fatalf("dev token: %d %s", r.status, r.body)
+			}
+		})
+	}
+	// Characters, not bytes: ten two-byte letters are within ten.
+	ok := strings.Repeat("é", 10)
+	c := e.dial(named(ok))
+	c.send(`{"type":"refresh","token":"` + named(strings.Repeat("é", 11)) + `","id":"r"}`)
+	if m := c.expect("error"); m["id"] != "r" || !strings.Contains(m["detail"].(string), "username is 11 characters") {
+		t.Fatalf("refresh with a long name: %v", m)
+	}
+	c.subscribe(5)
+	alive(c)
+	if r := e.do("GET", "/users/5/presence", e.token(6, "f"), ""); r.status != 200 || r.object(t)["username"] != ok {
+		t.Fatalf("presence of the user with a ten-letter name: %d %s", r.status, r.body)
+	}
+	// No name at all is still a name.
+	if r := e.do("POST", "/users/me/heartbeat", named(""), ""); r.status != 200 {
+		t.Fatalf("an empty name: %d %s", r.status, r.body)
+	}
+	// The default is 64 characters.
+	d := newEnv(t, options{})
+	if r := d.do("POST", "/users/me/heartbeat", d.token(1, strings.Repeat("n", 64)), ""); r.status != 200 {
+		t.Fatalf("64 characters by default: %d %s", r.status, r.body)
+	}
+	if r := d.do("POST", "/users/me/heartbeat", d.token(1, strings.Repeat("n", 65)), ""); r.status != 401 || !strings.Contains(r.detail(t), "at most 64") {
+		t.Fatalf("65 characters by default: %d %s", r.status, r.body)
 	}
 }

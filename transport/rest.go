@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,10 @@ func (s *Server) getMyStatus(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) updateMyStatus(w http.ResponseWriter, r *http.Request) {
 	var f statusFields
-	if !decodeBody(w, r, &f) {
+	if !decodeBody(w, r, func(name string, value json.RawMessage) error {
+		_, err := f.set(name, value)
+		return err
+	}) {
 		return
 	}
 	up, err := f.update()
@@ -57,6 +61,11 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getPresence(w http.ResponseWriter, r *http.Request) {
 	param := chi.URLParam(r, "user_id")
+	// chi hands over the segment as sent when it holds escapes; read it
+	// as the id the client wrote, so that the error quotes that.
+	if p, err := url.PathUnescape(param); err == nil {
+		param = p
+	}
 	var userID int64
 	if param == "me" {
 		userID = clientOf(r).UserID
@@ -112,15 +121,25 @@ func (s *Server) getPresences(w http.ResponseWriter, r *http.Request) {
 // presences are some 13 KB, written many times a second.
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-// devTokenRequest is the body of POST /dev/token.
+// devTokenRequest is the body of POST /dev/token, its members raw.
 type devTokenRequest struct {
-	UserID   json.RawMessage `json:"user_id"`
-	Username string          `json:"username"`
+	UserID   json.RawMessage
+	Username json.RawMessage
+}
+
+func (req *devTokenRequest) set(name string, value json.RawMessage) error {
+	switch name {
+	case "user_id":
+		return setOnce(&req.UserID, name, value)
+	case "username":
+		return setOnce(&req.Username, name, value)
+	}
+	return nil
 }
 
 func (s *Server) devToken(w http.ResponseWriter, r *http.Request) {
 	var req devTokenRequest
-	if !decodeBody(w, r, &req) {
+	if !decodeBody(w, r, req.set) {
 		return
 	}
 	if req.UserID == nil {
@@ -132,11 +151,16 @@ func (s *Server) devToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(req.Username) > 64 {
-		writeError(w, http.StatusBadRequest, "username must be at most 64 bytes")
+	var username string
+	if req.Username != nil && (req.Username[0] != '"' || json.Unmarshal(req.Username, &username) != nil) {
+		writeError(w, http.StatusBadRequest, "username must be a string, not "+describe(req.Username))
 		return
 	}
-	token, err := s.cfg.DevTokens.Issue(userID, req.Username)
+	if err := checkUsername(username, s.cfg.MaxUsernameLength); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	token, err := s.cfg.DevTokens.Issue(userID, username)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "Internal server error")
 		return
@@ -144,9 +168,10 @@ func (s *Server) devToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"access_token": token, "token_type": "bearer"})
 }
 
-// decodeBody reads a JSON object into v. An empty body reads as {}. On
-// failure it answers the request and returns false.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+// decodeBody reads a JSON object and hands each member to set (see
+// decodeObject). An empty body reads as {}. On failure it answers the
+// request and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, set func(name string, value json.RawMessage) error) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -160,14 +185,14 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return true
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field == "" {
+	if err := decodeObject(body, set); err != nil {
+		switch {
+		case errors.Is(err, errNotObject):
 			writeError(w, http.StatusBadRequest, "Request body must be a JSON object")
-		} else if errors.As(err, &typeErr) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must not be %s", typeErr.Field, typeErr.Value))
-		} else {
-			writeError(w, http.StatusBadRequest, "Request body is not valid JSON: "+err.Error())
+		case strings.HasPrefix(err.Error(), "not valid JSON"):
+			writeError(w, http.StatusBadRequest, "Request body is "+err.Error())
+		default:
+			writeError(w, http.StatusBadRequest, err.Error())
 		}
 		return false
 	}

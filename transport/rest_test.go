@@ -150,10 +150,17 @@ func TestUserPresence(t *testing.T) {
 	if r := e.do("GET", "/users/6/presence", tok, ""); r.status != 404 || r.detail(t) != "User status not found" {
 		t.Fatalf("unknown user: %d %s", r.status, r.body)
 	}
-	for _, bad := range []string{"abc", "0", "-1", "1.5", "99999999999999999999"} {
+	for bad, detail := range map[string]string{
+		"abc": "is not a positive integer", "0": "is not a positive integer", "-1": "is not a positive integer", "1.5": "is not a positive integer",
+		"99999999999999999999": "is too large: ids are at most 9007199254740991 (2^53 − 1)",
+		"9007199254740992":     "is too large: ids are at most 9007199254740991 (2^53 − 1)",
+		"+5":                   "must be written in canonical decimal: digits only, no sign, no leading zero",
+		"007":                  "must be written in canonical decimal",
+		"%205":                 "must be written in canonical decimal",
+	} {
 		r := e.do("GET", "/users/"+bad+"/presence", tok, "")
-		if r.status != 400 || !strings.Contains(r.detail(t), "is not a positive integer") {
-			t.Errorf("GET /users/%s/presence: %d %s", bad, r.status, r.body)
+		if r.status != 400 || !strings.Contains(r.detail(t), detail) {
+			t.Errorf("GET /users/%s/presence: %d %s, want 400 saying %q", bad, r.status, r.body, detail)
 		}
 	}
 }
@@ -277,7 +284,7 @@ func TestUnknownRoutesAndDevToken(t *testing.T) {
 		`{}`:              "user_id is required",
 		`{"user_id":"x"}`: `user id "\"x\"" is not a positive integer`,
 		`{"user_id":0}`:   `user id "0" is not a positive integer`,
-		`{"user_id":1,"username":"` + strings.Repeat("n", 65) + `"}`: "username must be at most 64 bytes",
+		`{"user_id":1,"username":"` + strings.Repeat("n", 65) + `"}`: "username is 65 characters; at most 64 are allowed",
 	} {
 		if r := dev.do("POST", "/dev/token", "", body); r.status != 400 || r.detail(t) != detail {
 			t.Errorf("dev token %s: %d %s, want %q", body, r.status, r.body, detail)

@@ -67,6 +67,10 @@ type Config struct {
 	// MaxIDsPerRequest caps the ids in GET /users/presence and in one
 	// subscribe message. Default 100.
 	MaxIDsPerRequest int
+	// MaxUsernameLength is the longest username, in characters, that a
+	// token or POST /dev/token may carry; a longer one, or one with a
+	// control character, is refused where it enters. Default 64.
+	MaxUsernameLength int
 	// MaxBadMessages closes a socket with 4400 after this many invalid
 	// messages in a row (each is answered with an error first); a valid
 	// message starts the count again. Zero means no limit.
@@ -145,6 +149,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxIDsPerRequest == 0 {
 		c.MaxIDsPerRequest = 100
+	}
+	if c.MaxUsernameLength == 0 {
+		c.MaxUsernameLength = 64
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -343,6 +350,12 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 		id, err := s.verify(bearerToken(r))
 		if err != nil {
 			s.obs.TokenRejected("rest")
+			var claim claimError
+			if errors.As(err, &claim) {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				writeError(w, http.StatusUnauthorized, claim.Error())
+				return
+			}
 			unauthorized(w)
 			return
 		}
@@ -370,8 +383,25 @@ func (s *Server) verify(token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, errors.New("no token")
 	}
-	return s.verifier.Verify(token)
+	id, err := s.verifier.Verify(token)
+	if err != nil {
+		return Identity{}, err
+	}
+	// The name enters here, from every token on every path: checked once,
+	// it never reaches the hub, the store or another client.
+	if err := checkUsername(id.Username, s.cfg.MaxUsernameLength); err != nil {
+		return Identity{}, claimError{err}
+	}
+	return id, nil
 }
+
+// claimError is a token that verified but carries a claim the server
+// refuses. Unlike a bad signature, saying what is wrong with it helps no
+// forger, only whoever issues the tokens; a refreshed token would carry
+// the same claim, so the client must not loop on it.
+type claimError struct{ err error }
+
+func (e claimError) Error() string { return "Invalid token: " + e.err.Error() }
 
 // bearerToken returns the token of an "Authorization: Bearer" header.
 func bearerToken(r *http.Request) string {

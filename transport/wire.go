@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/presenced/presenced/hub"
@@ -158,6 +160,93 @@ type statusFields struct {
 	WaitTime json.RawMessage `json:"wait_time"`
 }
 
+// set fills the status field called name with value; it reports whether
+// name is one of them. Names match exactly: encoding/json's struct
+// decoding would take IS_BUSY for is_busy.
+func (f *statusFields) set(name string, value json.RawMessage) (bool, error) {
+	var dst *json.RawMessage
+	switch name {
+	case "is_online":
+		dst = &f.IsOnline
+	case "is_busy":
+		dst = &f.IsBusy
+	case "wait_time":
+		dst = &f.WaitTime
+	default:
+		return false, nil
+	}
+	return true, setOnce(dst, name, value)
+}
+
+// setOnce keeps the first value of a member and refuses a second one: two
+// values under one name (RFC 8259 says names SHOULD be unique) are read
+// differently by different parsers, so the request means nothing sure.
+func setOnce(dst *json.RawMessage, name string, value json.RawMessage) error {
+	if *dst != nil {
+		return fmt.Errorf("%s is given twice", truncate(name, 32))
+	}
+	*dst = value
+	return nil
+}
+
+// errNotObject is the answer to JSON that is not an object.
+var errNotObject = errors.New("must be a JSON object")
+
+// decodeObject reads data, which must be exactly one JSON object, and
+// hands each member to set with its name as written (escapes decoded,
+// case kept), so that each caller matches the names it knows exactly.
+// Values stay raw for the caller to check. Its errors are errNotObject,
+// or a syntax error that says where the JSON breaks.
+func decodeObject(data []byte, set func(name string, value json.RawMessage) error) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // a number is never converted, so a huge one costs and says nothing
+	tok, err := dec.Token()
+	if err != nil {
+		return syntaxError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		if ok && d == '[' {
+			// Read no further: the value may be nested thousands deep.
+			return errNotObject
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return syntaxError(err)
+		}
+		return errNotObject
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return syntaxError(err)
+		}
+		name, _ := tok.(string) // Token gives only strings in key position
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return syntaxError(err)
+		}
+		if err := set(name, value); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return syntaxError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("not valid JSON: something follows the object")
+	}
+	return nil
+}
+
+func syntaxError(err error) error {
+	if err == nil {
+		err = errors.New("something follows the value")
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("not valid JSON: unexpected end of JSON input")
+	}
+	return fmt.Errorf("not valid JSON: %s", truncate(err.Error(), 120))
+}
+
 // seedError is an error whose text the seed API fixes, capital letter
 // and all; apps in the field compare it.
 type seedError string
@@ -255,26 +344,75 @@ func clip(raw []byte) string {
 	return string(raw)
 }
 
-// parseUserID reads one user id: a positive decimal integer.
+// MaxUserID is the largest user id accepted anywhere, 2^53 − 1: the
+// largest integer a JavaScript number holds exactly, so that every id
+// the server takes is one a browser client can send and compare.
+const MaxUserID = 1<<53 - 1
+
+// parseUserID reads one user id in its one canonical spelling: decimal
+// digits with no sign and no leading zero, from 1 to MaxUserID. Any other
+// spelling of a number ("+5", "007", "5.0", "5e0") is refused rather than
+// read, so that no two strings name one user.
 func parseUserID(s string) (int64, error) {
+	canonical := len(s) > 0 && len(s) <= 16 && s[0] >= '1' && s[0] <= '9'
+	for i := 1; i < len(s) && canonical; i++ {
+		canonical = s[i] >= '0' && s[i] <= '9'
+	}
+	quoted := s
+	if len(quoted) > 32 {
+		quoted = quoted[:32] + "…"
+	}
+	if !utf8.ValidString(quoted) {
+		quoted = strings.ToValidUTF8(quoted, "?")
+	}
+	if !canonical {
+		allDigits := strings.Trim(s, "0123456789") == ""
+		switch bare := strings.Trim(strings.TrimLeft(s, "+ \t0"), " \t"); {
+		case allDigits && len(s) > 16 && s[0] != '0':
+			return 0, fmt.Errorf("user id %q is too large: ids are at most %d (2^53 − 1)", quoted, MaxUserID)
+		case bare != "" && bare[0] != '0' && strings.Trim(bare, "0123456789") == "":
+			return 0, fmt.Errorf("user id %q must be written in canonical decimal: digits only, no sign, no leading zero, no spaces", quoted)
+		}
+		// 5.0 and 5e0 name a whole number, but not in the one spelling.
+		if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 1 && f == math.Trunc(f) {
+			if f > MaxUserID {
+				return 0, fmt.Errorf("user id %q is too large: ids are at most %d (2^53 − 1)", quoted, MaxUserID)
+			}
+			return 0, fmt.Errorf("user id %q must be written in canonical decimal: digits only, no fraction, no exponent", quoted)
+		}
+		return 0, fmt.Errorf("user id %q is not a positive integer", quoted)
+	}
 	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		if len(s) > 32 {
-			s = s[:32] + "…"
-		}
-		if !utf8.ValidString(s) {
-			s = strings.ToValidUTF8(s, "?")
-		}
-		return 0, fmt.Errorf("user id %q is not a positive integer", s)
+	if err != nil || id > MaxUserID {
+		return 0, fmt.Errorf("user id %q is too large: ids are at most %d (2^53 − 1)", quoted, MaxUserID)
 	}
 	return id, nil
 }
 
+// checkUsername refuses a name that must not be stored or shown: longer
+// than max characters (one huge name makes every answer that carries it
+// huge), or holding a control character (a NUL cannot be stored in
+// PostgreSQL at all, and others break logs and displays).
+func checkUsername(name string, max int) error {
+	if !utf8.ValidString(name) {
+		return errors.New("username is not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(name); n > max {
+		return fmt.Errorf("username is %d characters; at most %d are allowed", n, max)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("username must not contain control characters; it has U+%04X", r)
+		}
+	}
+	return nil
+}
+
 // ParseUserIDList reads the comma-separated ids of a user_ids query
-// parameter: at most max of them, each a positive integer. Duplicates are
-// dropped and the first order is kept.
+// parameter: at most max of them, each a user id as parseUserID reads
+// it, with nothing around it. Duplicates are dropped and the first order
+// is kept.
 func ParseUserIDList(list string, max int) ([]int64, error) {
-	list = strings.TrimSpace(list)
 	if list == "" {
 		return nil, errors.New("user_ids must list at least one user id")
 	}
@@ -283,7 +421,7 @@ func ParseUserIDList(list string, max int) ([]int64, error) {
 	}
 	parts := strings.Split(list, ",")
 	return dedupe(len(parts), func(i int) (int64, error) {
-		p := strings.TrimSpace(parts[i])
+		p := parts[i]
 		if p == "" {
 			return 0, errors.New("user_ids has an empty entry: use a comma-separated list such as 1,2,3")
 		}

@@ -28,16 +28,36 @@ type clientMessage struct {
 	statusFields
 }
 
+// set fills the member called name; names match exactly, and a known one
+// given twice is refused. Other names are ignored.
+func (m *clientMessage) set(name string, value json.RawMessage) error {
+	switch name {
+	case "type":
+		return setOnce(&m.Type, name, value)
+	case "id":
+		return setOnce(&m.ID, name, value)
+	case "user_ids":
+		return setOnce(&m.UserIDs, name, value)
+	case "token":
+		return setOnce(&m.Token, name, value)
+	}
+	_, err := m.statusFields.set(name, value)
+	return err
+}
+
 // DecodeClientMessage parses one client frame and returns its type. On
 // error, msg.ID is still set when the frame carried a usable id, so the
 // error can be answered with it.
 func DecodeClientMessage(data []byte) (msg clientMessage, typ string, err error) {
-	if err := json.Unmarshal(data, &msg); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field == "" {
+	if err := decodeObject(data, msg.set); err != nil {
+		if errors.Is(err, errNotObject) {
 			return clientMessage{}, "", errors.New("a message must be a JSON object")
 		}
-		return clientMessage{}, "", fmt.Errorf("message is not valid JSON: %v", err)
+		id := msg.ID
+		if id != nil && id[0] != '"' && id[0] != '-' && (id[0] < '0' || id[0] > '9') {
+			id = nil
+		}
+		return clientMessage{ID: id}, "", fmt.Errorf("message is %v", err)
 	}
 	if msg.ID != nil {
 		if c := msg.ID[0]; c != '"' && c != '-' && (c < '0' || c > '9') {
@@ -156,7 +176,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// is sent as a close code that says whether to try again.
 	if authErr != nil {
 		s.obs.TokenRejected("ws")
-		s.closeNow(ws, CloseInvalidToken, "invalid or expired token")
+		reason := "invalid or expired token"
+		var claim claimError
+		if errors.As(authErr, &claim) {
+			reason = truncate(claim.Error(), 120) // a close reason holds at most 123 bytes
+		}
+		s.closeNow(ws, CloseInvalidToken, reason)
 		return
 	}
 	if deviceErr != nil {
@@ -400,6 +425,10 @@ func (c *conn) refresh(msg clientMessage) bool {
 		return c.replyError(msg.ID, errors.New(`token is required: {"type":"refresh","token":"<new token>"}`))
 	}
 	id, err := c.s.verify(token)
+	var claim claimError
+	if errors.As(err, &claim) {
+		return c.replyError(msg.ID, fmt.Errorf("%v; the connection keeps its current token until that expires", claim))
+	}
 	if err != nil {
 		return c.replyError(msg.ID, errors.New("invalid or expired token; the connection keeps its current token until that expires"))
 	}

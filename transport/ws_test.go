@@ -85,7 +85,7 @@ func TestBadMessagesGetErrorsAndTheSocketLives(t *testing.T) {
 		`{"type":"subscribe","user_ids":["1"]}`: "user ids must be numbers, not a string",
 		`{"type":"subscribe","user_ids":[-4]}`:  "user id -4 is not a positive integer",
 		`{"type":"subscribe","user_ids":[1.5]}`: `user id "1.5" is not a positive integer`,
-		`{"type":"subscribe","user_ids":[99999999999999999999]}`: `user id "99999999999999999999" is not a positive integer`,
+		`{"type":"subscribe","user_ids":[99999999999999999999]}`: `user id "99999999999999999999" is too large: ids are at most 9007199254740991`,
 		`{"type":"set_status"}`:                                  "No status fields to update",
 		`{"type":"set_status","is_busy":"no"}`:                   "is_busy must be true or false, not a string",
 		`{"type":"set_status","wait_time":-2}`:                   "wait_time must not be negative",

@@ -663,3 +663,38 @@ func TestDefaultDeadNodeBound(t *testing.T) {
 		t.Fatalf("-database-url must win: %q, %v", o.databaseURL, err)
 	}
 }
+
+// TestBadUsernamesNeverReachPostgreSQL: PostgreSQL cannot store a NUL in
+// text, so a token whose name held one made every write fail with 500 and
+// its socket close with 1001 ("shutting down"), and the client reconnected
+// in a loop. The name is refused where it enters, with 401 and 4401, and
+// the node goes on storing everyone else's changes.
+func TestBadUsernamesNeverReachPostgreSQL(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, pgtest.Schema(t), "names")
+	for name, detail := range map[string]string{
+		"nul\x00name":           "control characters; it has U+0000",
+		strings.Repeat("n", 65): "username is 65 characters; at most 64 are allowed",
+	} {
+		code, body := rest(t, n, "PUT", "/users/me/status", 11, name, `{"is_busy":true}`)
+		if code != http.StatusUnauthorized || !strings.Contains(body, detail) {
+			t.Fatalf("PUT with the name %q: %d %s, want 401 saying %q", name, code, body, detail)
+		}
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/ws", http.Header{"Authorization": {"Bearer " + token(t, 11, name)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = ws.ReadMessage()
+		ws.Close()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4401 {
+			t.Fatalf("socket with the name %q: %v, want close 4401", name, err)
+		}
+	}
+	if code, body := rest(t, n, "PUT", "/users/me/status", 11, "good name", `{"is_busy":true}`); code != http.StatusOK {
+		t.Fatalf("PUT with a good name: %d %s", code, body)
+	}
+	if strings.Contains(n.logs.String(), `"status":500`) {
+		t.Fatalf("a request got 500:\n%s", n.logs)
+	}
+}

@@ -65,6 +65,7 @@ type options struct {
 	writeTimeout    time.Duration
 	maxMessageBytes int64
 	maxIDs          int
+	maxUsername     int
 	maxSubs         int
 	maxConnsPerUser int
 	maxQueueBytes   int
@@ -113,6 +114,7 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "bound on one write to a socket")
 	fs.Int64Var(&o.maxMessageBytes, "max-message-bytes", 16<<10, "largest client frame; larger closes with 1009")
 	fs.IntVar(&o.maxIDs, "max-ids", 100, "most user ids in GET /users/presence or one subscribe message")
+	fs.IntVar(&o.maxUsername, "max-username-length", 64, "longest username, in characters, a token or POST /dev/token may carry; a longer one, or one with a control character, is refused (401, close 4401)")
 	fs.IntVar(&o.maxSubs, "max-subscriptions", 1000, "most users one connection may watch")
 	fs.IntVar(&o.maxConnsPerUser, "max-connections-per-user", 20, "most live sockets of one user")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 256<<10, "send queue per socket; a client that falls further behind is closed with 4000")
@@ -221,7 +223,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	tcfg := transport.Config{
 		ReadinessChecks: st.checks,
 		PingInterval:    o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
-		MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs,
+		MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs, MaxUsernameLength: o.maxUsername,
 		AllowedOrigins: splitList(o.allowedOrigins), AllowAnyOrigin: o.dev,
 		MessagesPerSecond: o.msgRate, MessageBurst: o.msgBurst, MaxBadMessages: o.maxBadMessages,
 		RequestsPerSecond: o.reqRate, RequestBurst: o.reqBurst,
