@@ -37,6 +37,10 @@ const MinSecretBytes = 32
 // from making the server parse megabytes of base64.
 const MaxTokenBytes = 8 << 10
 
+// MaxUserID is the largest user id a token may name, 2^53 − 1: the
+// largest integer a JavaScript number holds exactly.
+const MaxUserID = 1<<53 - 1
+
 // Claims is what a verified token says about its holder.
 type Claims struct {
 	UserID   int64
@@ -207,17 +211,21 @@ func claimsOf(tc *tokenClaims) (Claims, error) {
 }
 
 // userID reads sub as a decimal string, or else a numeric user_id claim.
+// Ids have one spelling, digits without sign or leading zero, and are at
+// most MaxUserID, as everywhere else in presenced: a user whose id no
+// request could name could be watched by nobody.
 func userID(tc *tokenClaims) (int64, error) {
 	if tc.Subject != "" {
-		id, err := strconv.ParseInt(tc.Subject, 10, 64)
-		if err != nil || id <= 0 {
-			return 0, fmt.Errorf("sub %q is not a positive decimal user id", tc.Subject)
+		s := tc.Subject
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id <= 0 || id > MaxUserID || s[0] < '1' || s[0] > '9' {
+			return 0, fmt.Errorf("sub %q is not a user id: digits without sign or leading zero, at most %d", truncate(s, 32), MaxUserID)
 		}
 		return id, nil
 	}
 	switch v := tc.UserID.(type) {
 	case float64:
-		if v <= 0 || v != math.Trunc(v) || v > 1<<53 {
+		if v <= 0 || v != math.Trunc(v) || v > MaxUserID {
 			return 0, fmt.Errorf("user_id %v is not a positive integer", v)
 		}
 		return int64(v), nil

@@ -99,6 +99,10 @@ func TestHS256ClaimsAreRead(t *testing.T) {
 	if c.UserID != 7 {
 		t.Fatalf("numeric user_id claim read as %d, want 7", c.UserID)
 	}
+	c = mustAccept(t, v, sign(t, jwt.SigningMethodHS256, secret, "", with(valid(), "sub", "9007199254740991")))
+	if c.UserID != MaxUserID {
+		t.Fatalf("the largest sub read as %d", c.UserID)
+	}
 }
 
 func TestHS256RefusesBadUserClaims(t *testing.T) {
@@ -109,6 +113,10 @@ func TestHS256RefusesBadUserClaims(t *testing.T) {
 		"sub negative":        with(valid(), "sub", "-3"),
 		"sub zero":            with(valid(), "sub", "0"),
 		"sub overflows int64": with(valid(), "sub", "99999999999999999999"),
+		"sub above 2^53-1":    with(valid(), "sub", "9007199254740992"),
+		"sub with a sign":     with(valid(), "sub", "+42"),
+		"sub with a zero":     with(valid(), "sub", "042"),
+		"user_id 2^53":        with(valid(), "sub", nil, "user_id", float64(1<<53)),
 		"user_id a string":    with(valid(), "sub", nil, "user_id", "7"),
 		"user_id fractional":  with(valid(), "sub", nil, "user_id", 7.5),
 		"user_id negative":    with(valid(), "sub", nil, "user_id", -7),
