@@ -1,11 +1,14 @@
 // presence.js: the presenced client for browsers and React Native.
 //
 // A dependency-free ES module. It keeps one WebSocket to the hub, watches a
-// set of users and keeps their presence in a local cache; it reconnects with
-// backoff, subscribes again after every reconnect, notices a dead socket by
-// an app-level ping, and falls back to REST polling when the socket cannot
-// be opened, returning to the socket as soon as it can. See the README's
-// "JavaScript client" section and presence.d.ts for the API.
+// set of users and keeps their presence in a local cache, marked stale
+// while no transport delivers it; it reconnects with backoff (at once when
+// the network comes back), subscribes again after every reconnect, notices
+// a dead socket by an app-level ping, and falls back to REST polling when
+// the socket cannot be opened, returning to the socket as soon as it can.
+// The signed-in user's status is state, not a stream of commands: the
+// client keeps the status the app asked for and makes the server hold it.
+// See the README's "JavaScript client" section and presence.d.ts for the API.
 
 /** The transports a client can be using. */
 export const Transport = Object.freeze({ NONE: 'none', WEBSOCKET: 'websocket', POLLING: 'polling' });
@@ -16,6 +19,7 @@ export const State = Object.freeze({
   CONNECTING: 'connecting',
   CONNECTED: 'connected',
   PAUSED: 'paused',
+  BACKGROUND: 'background',
   STOPPED: 'stopped',
   CLOSED: 'closed',
 });
@@ -34,13 +38,17 @@ export const defaults = Object.freeze({
   fallbackAfter: 2,
   maxIdsPerRequest: 100,
   refreshBeforeMs: 60000,
+  statusTimeoutMs: 30000,
+  closeTimeoutMs: 1000,
+  rateLimitBackoffMs: 5000,
 });
 
 /** An error from the server or from the client's own checks. */
 export class PresenceError extends Error {
   /**
    * @param {string} message
-   * @param {{status?: number, code?: number, refused?: boolean, lost?: boolean, cause?: unknown}} [info]
+   * @param {{status?: number, code?: number, refused?: boolean, lost?: boolean, queued?: boolean,
+   *   rateLimited?: boolean, retryAfterMs?: number, cause?: unknown}} [info]
    */
   constructor(message, info = {}) {
     super(message, info.cause === undefined ? undefined : { cause: info.cause });
@@ -53,18 +61,30 @@ export class PresenceError extends Error {
     this.refused = info.refused === true;
     /** True when the connection went before the answer came. */
     this.lost = info.lost === true;
+    /** True when a setStatus was not confirmed in time: the client keeps it and sends it when it can. */
+    this.queued = info.queued === true;
+    /** True when the server dropped the message for going over its message rate. */
+    this.rateLimited = info.rateLimited === true;
+    // A REST 429's Retry-After, for the client's own retry.
+    Object.defineProperty(this, 'retryAfterMs', { value: info.retryAfterMs, enumerable: false });
   }
 }
+
+/** The close code the server uses for a socket that ignored its message rate. */
+const CLOSE_RATE_LIMITED = 4429;
 
 /**
  * shouldReconnect tells whether a WebSocket close code allows reconnecting:
  * the server uses 4400–4499 for "do not reconnect until something changes"
  * (bad request, invalid token, too many connections); every other code,
  * including 4000–4099 and abnormal closures, means "reconnect with backoff".
+ * 4429 (too many messages) is the exception: it means "back off for several
+ * seconds, then reconnect", because a client that keeps its status as
+ * state can always come back without repeating the flood.
  * @param {number} code
  */
 export function shouldReconnect(code) {
-  return !(code >= 4400 && code <= 4499);
+  return code === CLOSE_RATE_LIMITED || !(code >= 4400 && code <= 4499);
 }
 
 /**
@@ -102,9 +122,11 @@ export function backoffDelay(attempt, t, random) {
 // alone is not a change, as on the server.
 function samePresence(a, b) {
   return a.username === b.username && a.is_online === b.is_online && a.is_busy === b.is_busy &&
-    a.wait_time === b.wait_time;
+    a.wait_time === b.wait_time && a.busy_since === b.busy_since;
 }
 
+// toPresence makes a cache entry from a server message: a live one.
+// busy_since is null from a server that does not send it yet.
 function toPresence(m) {
   return {
     user_id: m.user_id,
@@ -112,7 +134,10 @@ function toPresence(m) {
     is_online: m.is_online === true,
     is_busy: m.is_busy === true,
     wait_time: m.wait_time ?? null,
+    busy_since: m.busy_since ?? null,
     last_seen: m.last_seen ?? null,
+    stale: false,
+    stale_since: null,
   };
 }
 
@@ -163,8 +188,81 @@ function withParam(url, name, value) {
   return url + (url.includes('?') ? '&' : '?') + name + '=' + encodeURIComponent(value);
 }
 
-const noop = () => {};
+// ---- the device id ----
+//
+// The server counts liveness per device (an app install, a browser tab):
+// its socket, or its REST heartbeats while it has none. The id is opaque
+// and kept, so that a restarted app is the same device.
+
+const DEVICE_KEY = 'presenced.device_id';
+const DEVICE_ID = /^[\x21-\x7e]{1,64}$/;
+
+function newDeviceId() {
+  const c = globalThis.crypto;
+  if (typeof c?.randomUUID === 'function') return c.randomUUID();
+  const bytes = new Uint8Array(16);
+  if (typeof c?.getRandomValues === 'function') {
+    c.getRandomValues(bytes);
+  } else {
+    // React Native without a crypto polyfill: the id is no secret, only unique.
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  }
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// browserStorage is localStorage where there is one; reading it throws in
+// some sandboxed frames and with storage disabled.
+function browserStorage() {
+  try {
+    const s = globalThis.localStorage;
+    if (s && typeof s.getItem === 'function' && typeof s.setItem === 'function') return s;
+  } catch { /* no storage here */ }
+  return null;
+}
+
+function isThenable(v) {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
+}
+
+// ---- the status the app asked for ----
+
 const STATUS_FIELDS = ['is_online', 'is_busy', 'wait_time'];
+const MAX_WAIT_TIME = 7 * 24 * 60; // the server's limit: a week, in minutes
+
+// checkStatus validates a setStatus argument, so that the merged status the
+// client keeps only ever holds what the server accepts.
+function checkStatus(fields) {
+  if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) {
+    throw new TypeError('setStatus takes an object such as {is_busy: true}');
+  }
+  const out = {};
+  for (const k of Object.keys(fields)) {
+    if (!STATUS_FIELDS.includes(k)) throw new TypeError(`setStatus: unknown field ${k}; use is_online, is_busy or wait_time`);
+    const v = fields[k];
+    if (v === undefined) continue;
+    if (k === 'wait_time') {
+      if (v !== null && !(Number.isInteger(v) && v >= 0 && v <= MAX_WAIT_TIME)) {
+        throw new TypeError(`setStatus: wait_time must be a whole number of minutes from 0 to ${MAX_WAIT_TIME}, or null; got ${JSON.stringify(v)}`);
+      }
+    } else if (typeof v !== 'boolean') {
+      throw new TypeError(`setStatus: ${k} must be true or false; got ${JSON.stringify(v)}`);
+    }
+    out[k] = v;
+  }
+  if (Object.keys(out).length === 0) throw new TypeError('setStatus: give at least one of is_online, is_busy, wait_time');
+  return out;
+}
+
+// mergeStatus applies fields to a status, with the server's rule that a
+// wait time means nothing without a call: the merge then says what the
+// server holds after the same requests in the same order.
+function mergeStatus(into, fields) {
+  Object.assign(into, fields);
+  if (into.is_busy === false && 'wait_time' in into) into.wait_time = null;
+  return into;
+}
+
+const noop = () => {};
 const OPEN = 1; // WebSocket.OPEN on every platform
 
 /**
@@ -205,6 +303,10 @@ export class PresenceClient {
       }
     }
     this._random = o.random ?? Math.random;
+    if (o.network !== undefined && typeof o.network?.addEventListener !== 'function') {
+      throw new TypeError('PresenceClient: network must have addEventListener(listener) returning an unsubscribe function, as NetInfo does');
+    }
+    this._network = o.network ?? null;
 
     this._state = State.IDLE;
     this._transport = Transport.NONE;
@@ -216,20 +318,36 @@ export class PresenceClient {
     this._requests = new Map(); // socket request id -> pending answer
     this._nextId = 1;
     this._timers = new Map();
+    this._liveAt = 0; // when a transport last proved the cache current (ms)
+    this._detach = null; // removes the network and visibility listeners
 
     this._ws = null; // the current socket, open or opening
     this._wsReady = false; // the server has answered on the current socket
     this._attempt = 0; // reconnect attempts since the last good socket
     this._failures = 0; // socket attempts in a row that never got an answer
+    this._held = false; // the reconnect waits out a 4429: network news does not cut it short
     this._polling = false;
     this._pollRunning = false;
     this._pollWanted = false;
+    this._bgEpoch = 0; // counts background() and connect() calls, so a late close finds it is outdated
+    this._bgReady = false; // in the background, the socket's close has completed
+
+    this._calls = []; // setStatus calls not yet settled, or whose fields the server has not confirmed
+    this._version = 0; // of the newest setStatus call
+    this._confirmed = {}; // the status the server last confirmed (the merge that was sent)
+    this._confirmedVersion = 0;
+    this._inflight = null; // {version, body, via}: the one update on its way
+    this._resend = false; // the server may not hold the status: send it again
+    this._statusAttempt = 0; // REST retries of the status in a row
+    this._ownStatus = null; // the UserStatus the server last answered
+
+    this._initDevice(o);
   }
 
   /** The transport delivering presence now: 'websocket', 'polling' or 'none'. */
   get transport() { return this._transport; }
 
-  /** 'idle', 'connecting', 'connected', 'paused', 'stopped' or 'closed'. */
+  /** 'idle', 'connecting', 'connected', 'paused', 'background', 'stopped' or 'closed'. */
   get state() { return this._state; }
 
   /** Why the client stopped (a PresenceError), when state is 'stopped'. */
@@ -241,6 +359,21 @@ export class PresenceClient {
   /** A copy of the presence cache: user id -> Presence, for known users. */
   get presences() { return new Map(this._cache); }
 
+  /** This device's id, sent on every request; null until an asynchronous store has answered. */
+  get deviceId() { return this._deviceId; }
+
+  /** The status the app has asked for: the merge of every field it has set (a copy). */
+  get desiredStatus() { return this._desired(); }
+
+  /** True while the server has not confirmed the status the app asked for. */
+  get statusPending() {
+    return this._version > this._confirmedVersion || this._inflight !== null ||
+      (this._resend && Object.keys(this._desired()).length > 0);
+  }
+
+  /** The signed-in user's UserStatus as the server last answered it, or null. */
+  get lastStatus() { return this._ownStatus; }
+
   /**
    * get returns the cached presence of a watched user, or undefined when
    * the server does not know the user (or no snapshot has come yet).
@@ -250,9 +383,9 @@ export class PresenceClient {
 
   /**
    * on adds a listener and returns a function that removes it. Events:
-   * 'presence' (presence, previous), 'change' (userIds), 'transport'
-   * (transport, previous), 'state' (state, previous), 'status'
-   * (userStatus), 'error' (error).
+   * 'presence' (presence, previous), 'change' (userIds), 'freshness'
+   * (userIds, stale), 'transport' (transport, previous), 'state' (state,
+   * previous), 'status' (userStatus), 'error' (error).
    * @param {string} event
    * @param {Function} fn
    */
@@ -277,13 +410,19 @@ export class PresenceClient {
     }
   }
 
-  /** connect starts the client (again, after pause or stop). */
+  /** connect starts the client (again, after pause, background or stop). */
   connect() {
     if (this._state === State.CLOSED) throw new PresenceError('the client is closed; create a new one');
     if (this._state === State.CONNECTING || this._state === State.CONNECTED) return;
+    this._attachEnvironment();
     this._lastError = null;
     this._attempt = 0;
     this._failures = 0;
+    this._held = false;
+    this._bgEpoch++;
+    this._bgReady = false;
+    this._clearTimer('keepalive');
+    this._clearTimer('statusRetry');
     this._setState(State.CONNECTING);
     this._openSocket();
   }
@@ -291,10 +430,13 @@ export class PresenceClient {
   /** resume is connect under the name an AppState handler looks for. */
   resume() { this.connect(); }
 
+  /** foreground is connect, the pair of background(). */
+  foreground() { this.connect(); }
+
   /**
    * pause closes the socket and stops polling, keeping the watched users
-   * and the (now stale) cache; resume() reconnects and refreshes it. Use it
-   * when a mobile app goes to the background.
+   * and the (now stale) cache; resume() reconnects and refreshes it. The
+   * user goes offline after the server's grace.
    */
   pause() {
     if (this._state === State.CLOSED || this._state === State.IDLE) return;
@@ -302,12 +444,42 @@ export class PresenceClient {
     this._setState(State.PAUSED);
   }
 
+  /**
+   * background is pause for a phone app that leaves the foreground, with
+   * one difference: while the user is busy (in a call, maybe in another
+   * app), the device stays alive by REST heartbeats, sent once the
+   * socket's close has completed, so the user stays online and busy. When
+   * not busy, the client goes silent and the user goes offline after the
+   * server's grace. foreground() comes back.
+   */
+  background() {
+    const s = this._state;
+    if (s === State.CLOSED || s === State.IDLE || s === State.STOPPED || s === State.BACKGROUND) return;
+    const epoch = ++this._bgEpoch;
+    this._bgReady = false;
+    const closed = this._teardown('background');
+    this._setState(State.BACKGROUND);
+    // The server ends a device's REST liveness when its socket ends; a
+    // heartbeat that overtook the close would be wiped by it.
+    closed.then(() => {
+      if (this._state !== State.BACKGROUND || this._bgEpoch !== epoch) return;
+      this._bgReady = true;
+      this._keepAlive();
+      this._flushStatus();
+    });
+  }
+
   /** close stops the client for good and rejects what still waits. */
   close() {
     if (this._state === State.CLOSED) return;
     this._teardown('closed');
     this._setState(State.CLOSED);
-    this._rejectWaiters(new PresenceError('the client was closed'));
+    this._detach?.();
+    this._detach = null;
+    const err = new PresenceError('the client was closed');
+    this._rejectWaiters(err);
+    this._rejectCalls(err);
+    this._calls = [];
   }
 
   /**
@@ -371,32 +543,31 @@ export class PresenceClient {
   /**
    * setStatus changes the signed-in user's status: any of is_online
    * (false means appear offline), is_busy, wait_time (minutes or null).
-   * It goes over the socket when one is open, otherwise over REST, and
-   * resolves with the server's UserStatus.
+   * The client keeps the merge of every field the app has set and makes
+   * the server hold it; see "The status is the last word" in the README.
+   * Resolves with the server's UserStatus once the server holds this call's
+   * fields or a newer call's (a superseded call settles with that final
+   * status); rejects after statusTimeoutMs with queued: true when no
+   * transport could carry it, while the client keeps it and sends it later.
    * @param {{is_online?: boolean, is_busy?: boolean, wait_time?: number | null}} fields
+   * @returns {Promise<object>}
    */
-  async setStatus(fields) {
-    if (fields === null || typeof fields !== 'object') throw new TypeError('setStatus takes an object such as {is_busy: true}');
-    const body = {};
-    for (const k of Object.keys(fields)) {
-      if (!STATUS_FIELDS.includes(k)) throw new TypeError(`setStatus: unknown field ${k}; use is_online, is_busy or wait_time`);
-      if (fields[k] !== undefined) body[k] = fields[k];
+  setStatus(fields) {
+    let update;
+    try {
+      update = checkStatus(fields);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (Object.keys(body).length === 0) throw new TypeError('setStatus: give at least one of is_online, is_busy, wait_time');
-    if (this._state === State.CLOSED) throw new PresenceError('the client is closed');
-    let status;
-    if (this._wsOpen() && this._wsReady) {
-      try {
-        status = (await this._request({ type: 'set_status', ...body })).status;
-      } catch (err) {
-        if (err?.lost !== true) throw err;
-        // The socket went before the answer; the change is idempotent, so
-        // REST may carry it again.
-      }
-    }
-    if (status === undefined) status = await this._rest('PUT', '/users/me/status', body);
-    this._emit('status', status);
-    return status;
+    if (this._state === State.CLOSED) return Promise.reject(new PresenceError('the client is closed'));
+    return new Promise((resolve, reject) => {
+      const call = { version: ++this._version, fields: update, resolve, reject, settled: false, timer: null };
+      const ms = this._t.statusTimeoutMs;
+      if (ms > 0 && ms < 2 ** 31) call.timer = setTimeout(() => this._statusTimedOut(call), ms);
+      this._calls.push(call);
+      this._keepAlive();
+      this._flushStatus();
+    });
   }
 
   // ---- state ----
@@ -412,7 +583,12 @@ export class PresenceClient {
     if (t === this._transport) return;
     const prev = this._transport;
     this._transport = t;
+    if (t === Transport.NONE) this._markStale();
     this._emit('transport', t, prev);
+    // A switch to REST is a new path to the server: it may not hold our
+    // status (a restart), so it is set again. The socket does the same in
+    // _socketReady, for every new socket.
+    if (t === Transport.POLLING) this._transportUp();
   }
 
   _running() {
@@ -427,23 +603,37 @@ export class PresenceClient {
 
   // A server refusal that retrying will not fix: stop until the app acts.
   _halt(err) {
-    if (!this._running()) return;
+    if (!this._running() && this._state !== State.BACKGROUND) return;
     this._teardown('stopped');
     this._lastError = err;
     this._setState(State.STOPPED);
     this._emit('error', err);
     this._rejectWaiters(err);
+    // The fields stay: connect() or setToken() sends them again.
+    this._rejectCalls(err);
   }
 
+  // _teardown stops every transport and timer. It resolves when the
+  // socket's close has completed (its close event), or after
+  // closeTimeoutMs, whichever comes first.
   _teardown(why) {
     for (const id of [...this._timers.keys()]) this._clearTimer(id);
     this._stopPolling();
     const ws = this._ws;
+    let closed = Promise.resolve();
     if (ws) {
       this._forgetSocket();
+      closed = new Promise((resolve) => {
+        const timer = setTimeout(resolve, this._t.closeTimeoutMs);
+        ws.onclose = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
       try { ws.close(1000, why); } catch { /* already closing */ }
     }
     this._setTransport(Transport.NONE);
+    return closed;
   }
 
   _setTimer(name, ms, fn, repeat = false) {
@@ -464,6 +654,144 @@ export class PresenceClient {
     this._waiters.clear();
   }
 
+  // ---- the device id ----
+
+  _initDevice(o) {
+    this._deviceId = null;
+    if (o.deviceId !== undefined) {
+      if (typeof o.deviceId !== 'string' || !DEVICE_ID.test(o.deviceId)) {
+        throw new TypeError('PresenceClient: deviceId must be 1 to 64 visible ASCII characters, without spaces');
+      }
+      this._deviceId = o.deviceId;
+      this._deviceReady = Promise.resolve(o.deviceId);
+      return;
+    }
+    if (o.storage !== undefined && (typeof o.storage?.getItem !== 'function' || typeof o.storage?.setItem !== 'function')) {
+      throw new TypeError('PresenceClient: storage must have getItem and setItem, as localStorage and AsyncStorage do');
+    }
+    const store = o.storage ?? browserStorage();
+    let got = null;
+    if (store) {
+      try {
+        got = store.getItem(DEVICE_KEY);
+      } catch (err) {
+        this._storageFailed(err);
+        got = null;
+      }
+    }
+    if (isThenable(got)) {
+      this._deviceReady = Promise.resolve(got).then(
+        (v) => this._adoptDevice(store, v),
+        (err) => { this._storageFailed(err); return this._adoptDevice(null, null); });
+    } else {
+      this._deviceReady = Promise.resolve(this._adoptDevice(store, got));
+    }
+  }
+
+  // _adoptDevice takes the stored id, or makes one and stores it.
+  _adoptDevice(store, value) {
+    if (typeof value === 'string' && DEVICE_ID.test(value)) {
+      this._deviceId = value;
+      return value;
+    }
+    const id = newDeviceId();
+    this._deviceId = id;
+    if (store) {
+      try {
+        const r = store.setItem(DEVICE_KEY, id);
+        if (isThenable(r)) Promise.resolve(r).catch((err) => this._storageFailed(err));
+      } catch (err) {
+        this._storageFailed(err);
+      }
+    }
+    return id;
+  }
+
+  // A store that fails leaves an id kept in memory for the client's life.
+  _storageFailed(err) {
+    const e = new PresenceError('cannot keep the device id in the storage: ' + (err?.message ?? err), { cause: err });
+    // Listeners are added after the constructor; let them be.
+    queueMicrotask(() => this._emit('error', e));
+  }
+
+  // ---- network and visibility ----
+
+  // _attachEnvironment listens for news that the network is back: the
+  // browser's online event, a hidden tab shown again, or the app's
+  // network-state source (NetInfo's shape).
+  _attachEnvironment() {
+    if (this._detach) return;
+    const offs = [];
+    const w = globalThis.window;
+    if (w && typeof w.addEventListener === 'function') {
+      const online = () => this._networkHint();
+      w.addEventListener('online', online);
+      offs.push(() => w.removeEventListener('online', online));
+    }
+    const d = globalThis.document;
+    if (d && typeof d.addEventListener === 'function') {
+      const shown = () => { if (d.visibilityState === 'visible') this._networkHint(); };
+      d.addEventListener('visibilitychange', shown);
+      offs.push(() => d.removeEventListener('visibilitychange', shown));
+    }
+    if (this._network) {
+      let up = null; // unknown until the source's first report
+      const unsubscribe = this._network.addEventListener((s) => {
+        const now = s?.isConnected === true && s?.isInternetReachable !== false;
+        const was = up;
+        up = now;
+        // Back up: try now. Gone: check the socket now, instead of at the
+        // next ping, so the cache shows stale sooner.
+        if (now !== was) this._networkHint();
+      });
+      if (typeof unsubscribe === 'function') offs.push(unsubscribe);
+      else if (typeof unsubscribe?.remove === 'function') offs.push(() => unsubscribe.remove());
+    }
+    this._detach = () => { for (const off of offs) off(); };
+  }
+
+  // _networkHint: the network may have changed. A client waiting to
+  // reconnect tries at once (the wait was for a network that is back);
+  // an open socket is pinged, since a network change often kills it
+  // silently. A 4429 wait is kept: the network did not cause it.
+  _networkHint() {
+    if (this._state === State.BACKGROUND) {
+      if (this._bgReady && this._timers.has('statusRetry')) {
+        this._clearTimer('statusRetry');
+        this._flushStatus();
+      }
+      return;
+    }
+    if (!this._running()) return;
+    if (this._polling) this._pollNow();
+    if (this._ws) {
+      if (this._wsReady) this._ping();
+      return;
+    }
+    if (this._held || !this._timers.has('reconnect')) return;
+    this._clearTimer('reconnect');
+    this._attempt = 0;
+    this._openSocket();
+  }
+
+  // ---- freshness ----
+
+  // _markStale: no transport delivers presence now, so every entry is the
+  // last known one, as of the last time the server was heard.
+  _markStale() {
+    const since = new Date(this._liveAt || Date.now()).toISOString();
+    const ids = [];
+    for (const [id, p] of this._cache) {
+      if (p.stale) continue;
+      this._cache.set(id, { ...p, stale: true, stale_since: since });
+      ids.push(id);
+    }
+    if (ids.length) {
+      this._emit('freshness', ids, true);
+      this._emit('change', ids);
+    }
+  }
+
   // ---- the socket ----
 
   _wsOpen() {
@@ -477,8 +805,10 @@ export class PresenceClient {
       return;
     }
     let token;
+    let device;
     try {
       token = await this._resolveToken();
+      device = await this._deviceReady;
     } catch (err) {
       this._emit('error', new PresenceError('token function failed', { cause: err }));
       this._socketFailed();
@@ -489,8 +819,8 @@ export class PresenceClient {
     try {
       ws = this._tokenIn === 'header'
         // React Native (and Node's ws) take headers as a third argument.
-        ? new this._WebSocket(this._wsUrl, [], { headers: { Authorization: 'Bearer ' + token } })
-        : new this._WebSocket(withParam(this._wsUrl, 'access_token', token));
+        ? new this._WebSocket(this._wsUrl, [], { headers: { Authorization: 'Bearer ' + token, 'X-Device-ID': device } })
+        : new this._WebSocket(withParam(withParam(this._wsUrl, 'access_token', token), 'device_id', device));
     } catch (err) {
       this._emit('error', new PresenceError('cannot create a WebSocket: ' + err.message, { cause: err }));
       this._socketFailed();
@@ -550,8 +880,9 @@ export class PresenceClient {
     const heard = this._wsReady;
     this._forgetSocket();
     if (!this._running()) return;
+    const why = `the server closed the connection with ${code}${reason ? ': ' + reason : ''}`;
     if (!shouldReconnect(code)) {
-      this._halt(new PresenceError(`the server closed the connection with ${code}${reason ? ': ' + reason : ''}`, { code }));
+      this._halt(new PresenceError(why, { code }));
       return;
     }
     if (this._transport === Transport.WEBSOCKET) this._lost();
@@ -560,15 +891,26 @@ export class PresenceClient {
     } else {
       this._failures++;
     }
-    this._socketFailed(false);
+    let hold = 0;
+    if (code === CLOSE_RATE_LIMITED) {
+      // Several seconds, with jitter, so that a fleet of clients with the
+      // same bug does not come back in step.
+      hold = this._t.rateLimitBackoffMs * (1 + this._random());
+      this._emit('error', new PresenceError(`${why}; reconnecting in ${Math.round(hold)} ms`, { code, rateLimited: true }));
+    }
+    this._socketFailed(false, hold);
   }
 
-  _socketFailed(count = true) {
+  _socketFailed(count = true, hold = 0) {
     if (!this._running()) return;
     if (count) this._failures++;
     if (this._failures >= this._t.fallbackAfter && this._fetch) this._startPolling();
-    const delay = backoffDelay(this._attempt++, this._t, this._random);
-    this._setTimer('reconnect', delay, () => this._openSocket());
+    const delay = Math.max(backoffDelay(this._attempt++, this._t, this._random), hold);
+    this._held = hold > 0;
+    this._setTimer('reconnect', delay, () => {
+      this._held = false;
+      this._openSocket();
+    });
   }
 
   // _socketReady: the server answered on a fresh socket, so it is the
@@ -583,6 +925,7 @@ export class PresenceClient {
     this._setState(State.CONNECTED);
     this._setTimer('ping', this._t.pingIntervalMs, () => this._ping(), true);
     this._scheduleRefresh(this._wsTokenExp);
+    this._transportUp();
   }
 
   // _scheduleRefresh plans to hand the socket a newer token before the one
@@ -638,13 +981,22 @@ export class PresenceClient {
     }
   }
 
-  // _request sends a message with an id and resolves with its answer.
+  // _request sends a message with an id and resolves with its answer. With
+  // extra.dropOnTimeout, no answer in time means the socket is broken: it
+  // is dropped (and replaced) and the request fails as lost.
   _request(msg, extra) {
     const id = this._nextId++;
+    const ws = this._ws;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._requests.delete(id);
-        reject(new PresenceError(`no answer to ${msg.type} within ${this._t.requestTimeoutMs} ms`));
+        const what = `no answer to ${msg.type} within ${this._t.requestTimeoutMs} ms`;
+        if (extra?.dropOnTimeout) {
+          this._dropSocket(ws, what);
+          reject(new PresenceError(what, { lost: true }));
+        } else {
+          reject(new PresenceError(what));
+        }
       }, this._t.requestTimeoutMs);
       this._requests.set(id, { ...extra, resolve, reject, timer });
       this._send({ ...msg, id });
@@ -652,10 +1004,20 @@ export class PresenceClient {
   }
 
   _sendSubscribe(ids) {
+    const ws = this._ws;
     for (const c of chunks(ids, this._t.maxIdsPerRequest)) {
       this._request({ type: 'subscribe', user_ids: c }, { ids: c }).catch((err) => {
         // Lost or unanswered: the next connection subscribes again.
         if (!err.refused) return;
+        if (err.rateLimited) {
+          // Dropped, not refused: ask again once the rate allows.
+          const wait = this._t.rateLimitBackoffMs * (0.2 + 0.2 * this._random());
+          this._setTimer('resubscribe:' + this._nextId++, wait, () => {
+            const still = c.filter((id) => this._watched.has(id));
+            if (this._ws === ws && this._wsReady && still.length) this._sendSubscribe(still);
+          });
+          return;
+        }
         // The server refused these ids (a limit): stop watching them.
         for (const id of c) this._watched.delete(id);
         for (const w of this._waiters) {
@@ -680,14 +1042,20 @@ export class PresenceClient {
       this._emit('error', new PresenceError('bad frame from the server: ' + err.message, { cause: err }));
       return;
     }
+    this._liveAt = Date.now();
     this._clearTimer('pong');
     if (!this._wsReady) this._socketReady();
-    const changed = [];
-    for (const m of msgs) this._onMessage(m, changed);
-    if (changed.length) this._emit('change', changed);
+    const out = { changed: [], fresh: [] };
+    for (const m of msgs) this._onMessage(m, out);
+    this._emitChanges(out);
   }
 
-  _onMessage(m, changed) {
+  _emitChanges(out) {
+    if (out.fresh.length) this._emit('freshness', out.fresh, false);
+    if (out.changed.length) this._emit('change', out.changed);
+  }
+
+  _onMessage(m, out) {
     const r = m.id !== undefined ? this._requests.get(m.id) : undefined;
     if (r) {
       this._requests.delete(m.id);
@@ -695,16 +1063,17 @@ export class PresenceClient {
     }
     switch (m.type) {
       case 'presence':
-        this._applyPresence(m, changed);
+        this._applyPresence(m, out);
         break;
       case 'subscribed':
         if (r) {
-          this._applySnapshot(r.ids, m.presences ?? [], changed);
+          this._applySnapshot(r.ids, m.presences ?? [], out);
           r.resolve(m);
         }
         break;
       case 'error': {
-        const err = new PresenceError(m.detail ?? 'error from the server', { refused: true });
+        const detail = typeof m.detail === 'string' ? m.detail : 'error from the server';
+        const err = new PresenceError(detail, { refused: true, rateLimited: /^rate limit\b/i.test(detail) });
         if (r) r.reject(err); else this._emit('error', err);
         break;
       }
@@ -713,27 +1082,31 @@ export class PresenceClient {
     }
   }
 
-  _applyPresence(m, changed) {
+  _applyPresence(m, out) {
     if (!this._watched.has(m.user_id)) return; // an event that crossed an unsubscribe
     const p = toPresence(m);
     const prev = this._cache.get(p.user_id);
     this._cache.set(p.user_id, p);
     if (!prev || !samePresence(prev, p)) {
-      changed.push(p.user_id);
+      out.changed.push(p.user_id);
+      if (prev?.stale) out.fresh.push(p.user_id);
       this._emit('presence', p, prev);
+    } else if (prev.stale) {
+      out.changed.push(p.user_id);
+      out.fresh.push(p.user_id);
     }
   }
 
   // _applySnapshot replaces the cache entries of ids with presences (the
   // known ones among them) and wakes the subscribe() calls it satisfies.
-  _applySnapshot(ids, presences, changed) {
+  _applySnapshot(ids, presences, out) {
     const known = new Set();
     for (const p of presences) {
       known.add(p.user_id);
-      this._applyPresence(p, changed);
+      this._applyPresence(p, out);
     }
     for (const id of ids) {
-      if (!known.has(id) && this._cache.delete(id)) changed.push(id);
+      if (!known.has(id) && this._cache.delete(id)) out.changed.push(id);
     }
     this._snapshotArrived(ids);
   }
@@ -748,6 +1121,175 @@ export class PresenceClient {
     }
   }
 
+  // ---- the signed-in user's status ----
+  //
+  // The status is state, not a stream of commands. _calls holds every
+  // setStatus call the server has not confirmed (and those still waiting
+  // for the final status); the status the app wants, _desired(), is the
+  // last confirmed one with the fields of every later call merged over it.
+  // One update at most is in flight, on one transport: the whole desired
+  // status, so that whichever arrives last is right. Calls that come
+  // meanwhile wait for it and then go together as one update. A socket
+  // that goes before the answer leaves the update unconfirmed; it goes
+  // again on whatever transport comes next, never on two at once. Every
+  // new socket and every switch to polling sets the status again
+  // (_transportUp), since the server may have lost it in a restart.
+
+  _desired() {
+    const d = { ...this._confirmed };
+    for (const c of this._calls) {
+      if (c.version > this._confirmedVersion) mergeStatus(d, c.fields);
+    }
+    return d;
+  }
+
+  // _busy: the device must stay alive in the background only for a busy user.
+  _busy() {
+    const d = this._desired();
+    if (d.is_busy !== undefined) return d.is_busy;
+    return this._ownStatus?.is_busy === true;
+  }
+
+  _transportUp() {
+    if (Object.keys(this._desired()).length) this._resend = true;
+    this._statusAttempt = 0;
+    this._clearTimer('statusRetry');
+    this._flushStatus();
+  }
+
+  // _statusRoute says which transport may carry the status now, if any.
+  _statusRoute() {
+    if (this._state === State.BACKGROUND) return this._bgReady && this._fetch ? 'rest' : null;
+    if (!this._running()) return null;
+    if (this._wsReady && this._wsOpen()) return 'websocket';
+    if (this._polling && this._transport === Transport.POLLING) return 'rest';
+    return null;
+  }
+
+  _flushStatus() {
+    if (this._inflight || this._timers.has('statusRetry')) return;
+    if (this._version <= this._confirmedVersion && !this._resend) return;
+    const body = this._desired();
+    if (Object.keys(body).length === 0) {
+      this._resend = false;
+      return;
+    }
+    const via = this._statusRoute();
+    if (!via) return;
+    this._resend = false;
+    const inflight = { version: this._version, body, via };
+    this._inflight = inflight;
+    const sent = via === 'websocket'
+      ? this._request({ type: 'set_status', ...body }, { dropOnTimeout: true }).then((m) => m.status)
+      : this._rest('PUT', '/users/me/status', body);
+    sent.then((status) => this._statusDone(inflight, status), (err) => this._statusFailed(inflight, err));
+  }
+
+  _statusDone(inflight, status) {
+    if (this._inflight !== inflight) return;
+    this._inflight = null;
+    if (this._state === State.CLOSED) return;
+    this._statusAttempt = 0;
+    this._confirmed = inflight.body;
+    this._confirmedVersion = inflight.version;
+    if (status && typeof status === 'object') this._ownStatus = status;
+    const final = inflight.version === this._version;
+    const keep = [];
+    for (const c of this._calls) {
+      if (c.version > inflight.version) {
+        keep.push(c);
+      } else if (!c.settled) {
+        // A superseded call waits for the final status.
+        if (final) this._settle(c, null, status); else keep.push(c);
+      }
+    }
+    this._calls = keep;
+    this._emit('status', status);
+    this._keepAlive();
+    this._flushStatus();
+  }
+
+  _statusFailed(inflight, err) {
+    if (this._inflight !== inflight) return;
+    this._inflight = null;
+    if (this._state === State.CLOSED || this._state === State.STOPPED) return;
+    const refused = err.status !== undefined
+      ? err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429
+      : err.refused && !err.rateLimited;
+    if (refused) {
+      // The server will not take these fields: the calls that brought them
+      // fail, and the status goes back to the last confirmed one with the
+      // later calls over it. Earlier calls, confirmed already, settle with
+      // the status the server holds.
+      const keep = [];
+      for (const c of this._calls) {
+        if (c.version > inflight.version) keep.push(c);
+        else if (!c.settled) this._settle(c, c.version > this._confirmedVersion ? err : null, this._ownStatus);
+      }
+      this._calls = keep;
+      this._emit('error', err);
+      this._flushStatus();
+      return;
+    }
+    // Unconfirmed: the server may or may not hold it, so it goes again.
+    this._resend = true;
+    if (inflight.via === 'websocket' && err.lost) return; // the next socket (or polling) sends it
+    const wait = Math.max(backoffDelay(this._statusAttempt++, this._t, this._random), err.retryAfterMs ?? 0);
+    this._setTimer('statusRetry', wait, () => this._flushStatus());
+  }
+
+  _statusTimedOut(call) {
+    if (call.settled) return;
+    if (call.version <= this._confirmedVersion) {
+      // Confirmed, then superseded by calls still on their way.
+      this._settle(call, null, this._ownStatus);
+      this._calls = this._calls.filter((c) => c !== call);
+      return;
+    }
+    // Its fields stay in the desired status and go when they can.
+    this._settle(call, new PresenceError(
+      `the status was not confirmed within ${this._t.statusTimeoutMs} ms; the client keeps it and sends it when it can`,
+      { queued: true }));
+  }
+
+  _settle(call, err, status) {
+    if (call.settled) return;
+    call.settled = true;
+    clearTimeout(call.timer);
+    if (err) call.reject(err); else call.resolve(status);
+  }
+
+  // _rejectCalls fails the calls whose fields the server has not
+  // confirmed; those it has (superseded, waiting for the final status)
+  // settle with the status it holds.
+  _rejectCalls(err) {
+    for (const c of this._calls) {
+      this._settle(c, c.version > this._confirmedVersion ? err : null, this._ownStatus);
+    }
+    this._calls = this._calls.filter((c) => c.version > this._confirmedVersion);
+  }
+
+  // _keepAlive runs REST heartbeats in the background while the user is
+  // busy, and stops them otherwise.
+  _keepAlive() {
+    if (this._state !== State.BACKGROUND || !this._bgReady) return;
+    if (!this._busy() || !this._fetch) {
+      this._clearTimer('keepalive');
+      return;
+    }
+    if (this._timers.has('keepalive')) return;
+    this._setTimer('keepalive', this._t.heartbeatIntervalMs, () => this._keepAliveBeat(), true);
+    this._keepAliveBeat();
+  }
+
+  async _keepAliveBeat() {
+    try {
+      await this._rest('POST', '/users/me/heartbeat');
+    } catch (err) {
+      if (this._state === State.BACKGROUND) this._emit('error', err);
+    }
+  }
+
   // ---- REST ----
 
   async _resolveToken() {
@@ -759,6 +1301,7 @@ export class PresenceClient {
   async _rest(method, path, body) {
     if (!this._fetch) throw new PresenceError('no fetch on this platform; pass one in the options');
     const token = await this._resolveToken();
+    const device = await this._deviceReady;
     const ctl = typeof AbortController === 'function' ? new AbortController() : null;
     const timer = ctl ? setTimeout(() => ctl.abort(), this._t.requestTimeoutMs) : undefined;
     let res;
@@ -766,7 +1309,11 @@ export class PresenceClient {
     try {
       res = await this._fetch(this._base + path, {
         method,
-        headers: { Authorization: 'Bearer ' + token, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+        headers: {
+          Authorization: 'Bearer ' + token,
+          'X-Device-ID': device,
+          ...(body ? { 'Content-Type': 'application/json' } : {}),
+        },
         body: body ? JSON.stringify(body) : undefined,
         signal: ctl?.signal,
       });
@@ -784,8 +1331,12 @@ export class PresenceClient {
     }
     if (!res.ok) {
       const refusedToken = res.status === 401;
-      const err = new PresenceError(`${method} ${path}: ${res.status} ${data?.detail ?? text.slice(0, 200)}`,
-        { status: res.status, code: refusedToken ? 4401 : undefined });
+      const retryAfter = Number(res.headers?.get?.('Retry-After'));
+      const err = new PresenceError(`${method} ${path}: ${res.status} ${data?.detail ?? text.slice(0, 200)}`, {
+        status: res.status,
+        code: refusedToken ? 4401 : undefined,
+        retryAfterMs: retryAfter > 0 ? retryAfter * 1000 : undefined,
+      });
       // A refused token is as final over REST as close 4401 on a socket.
       if (refusedToken) this._halt(err);
       throw err;
@@ -810,7 +1361,7 @@ export class PresenceClient {
     this._clearTimer('heartbeat');
   }
 
-  // _heartbeat keeps the user online without a socket: the server counts
+  // _heartbeat keeps the device alive without a socket: the server counts
   // each heartbeat for its TTL (90 s by default), three times the interval.
   async _heartbeat() {
     if (!this._polling) return;
@@ -832,19 +1383,22 @@ export class PresenceClient {
       while (this._pollWanted && this._polling) {
         this._pollWanted = false;
         const ids = [...this._watched];
-        const changed = [];
+        const out = { changed: [], fresh: [] };
         try {
           for (const c of chunks(ids, this._t.maxIdsPerRequest)) {
             const list = await this._rest('GET', '/users/presence?user_ids=' + c.join(','));
             // A socket that took over meanwhile knows better.
             if (!this._polling) break;
-            this._applySnapshot(c.filter((id) => this._watched.has(id)), list, changed);
+            this._liveAt = Date.now();
+            this._applySnapshot(c.filter((id) => this._watched.has(id)), list, out);
           }
-          this._polled();
+          // Only an answer proves the server there: with nobody watched,
+          // the heartbeat's answer decides.
+          if (ids.length) this._polled();
         } catch (err) {
           this._pollFailed(err);
         }
-        if (changed.length) this._emit('change', changed);
+        this._emitChanges(out);
       }
     } finally {
       this._pollRunning = false;
@@ -853,6 +1407,7 @@ export class PresenceClient {
 
   _polled() {
     if (!this._polling) return;
+    this._liveAt = Date.now();
     this._setTransport(Transport.POLLING);
     this._setState(State.CONNECTED);
   }

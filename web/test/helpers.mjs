@@ -107,14 +107,31 @@ export async function devToken(url, userId, username) {
 // (host:port). mode 'refuse' closes new connections at once, as a proxy
 // that blocks WebSockets does; freeze() stops the bytes of the open
 // connections without closing them, as a network that vanished does.
+// requests() lists the HTTP request heads that clients sent through it
+// (REST requests and WebSocket handshakes), in the order they came.
 export function startProxy(target) {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const open = new Set();
+  const sent = []; // per forwarded connection: what the client sent, as latin1 text (capped)
   const proxy = {
     mode: 'forward',
     connections: 0, // connections accepted, refused ones included
     attempts: [], // time (ms) of each accepted connection
     port: 0,
+    requests() {
+      const out = [];
+      for (const rec of sent) {
+        for (const m of rec.text.matchAll(/(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP\/1\.1\r\n([\s\S]*?)\r\n\r\n/g)) {
+          const headers = {};
+          for (const line of m[3].split('\r\n')) {
+            const i = line.indexOf(':');
+            if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+          }
+          out.push({ at: rec.at, method: m[1], path: m[2], headers });
+        }
+      }
+      return out;
+    },
     freeze() {
       for (const pair of open) {
         for (const s of pair) {
@@ -144,6 +161,11 @@ export function startProxy(target) {
       return;
     }
     const upstream = net.connect(port, host);
+    const rec = { at: performance.now(), text: '' };
+    sent.push(rec);
+    client.on('data', (chunk) => {
+      if (rec.text.length < 65536) rec.text += chunk.toString('latin1');
+    });
     const pair = [client, upstream];
     open.add(pair);
     const end = () => {
@@ -259,4 +281,25 @@ export function signToken(secret, claims) {
   const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
   const body = b64({ alg: 'HS256', typ: 'JWT' }) + '.' + b64(claims);
   return body + '.' + createHmac('sha256', secret).update(body).digest('base64url');
+}
+
+// mulberry32 is a small seeded random source, so that a test's random
+// sequence is the same on every run and a failure can be replayed.
+export function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// restStatus reads the signed-in user's status straight from the server,
+// as the test's own witness (not through the client under test).
+export async function restStatus(url, token) {
+  const res = await fetch(url + '/users/me/status', { headers: { Authorization: 'Bearer ' + token } });
+  if (!res.ok) throw new Error(`GET /users/me/status: ${res.status} ${await res.text()}`);
+  return res.json();
 }

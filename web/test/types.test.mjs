@@ -19,6 +19,27 @@ test('presence.d.ts declares exactly what presence.js exports', () => {
   assert.deepEqual(declared, Object.keys(presence).sort());
 });
 
+test('every timing is declared in presence.d.ts and named in the README\'s JavaScript client section', () => {
+  const dts = readFileSync(path.join(here, '..', 'static', 'presence.d.ts'), 'utf8');
+  const timings = dts.slice(dts.indexOf('export interface Timings'), dts.indexOf('export declare const defaults'));
+  const readme = readFileSync(path.join(here, '..', '..', 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## JavaScript client\n');
+  assert.ok(start >= 0, 'the README has no "## JavaScript client" section');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  for (const k of Object.keys(presence.defaults)) {
+    assert.match(timings, new RegExp(`\\b${k}\\?: number;`), `presence.d.ts's Timings lacks ${k}`);
+    assert.match(section, new RegExp(`\\b${k}\\b`), `the README's JavaScript client section does not name ${k}`);
+  }
+  for (const option of ['deviceId', 'storage', 'network', 'tokenIn', 'wsUrl']) {
+    assert.ok(section.includes('`' + option + '`'), `the README does not name the option ${option}`);
+  }
+  const events = dts.slice(dts.indexOf('export interface PresenceEvents'));
+  for (const [, name] of events.slice(0, events.indexOf('\n}')).matchAll(/^  (\w+): \(/gm)) {
+    assert.ok(section.includes('`' + name + ' ('), `the README does not describe the event ${name}`);
+  }
+});
+
 test('an app\'s use of the client type-checks under tsc --strict', { timeout: 120000 }, () => {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   try {

@@ -12,25 +12,51 @@ const client = new PresenceClient({
   fallbackAfter: Infinity,
 });
 // The platform's own implementations fit the options.
-new PresenceClient({ url: 'https://x', token: 't', WebSocket, fetch, tokenIn: 'query' });
+new PresenceClient({ url: 'https://x', token: 't', WebSocket, fetch, tokenIn: 'query', storage: localStorage });
+// React Native's AsyncStorage and NetInfo, in their shapes.
+const asyncStorage = {
+  getItem: async (key: string): Promise<string | null> => key,
+  setItem: async (_key: string, _value: string): Promise<void> => {},
+};
+const netInfo = {
+  addEventListener: (listener: (s: { isConnected: boolean | null; isInternetReachable: boolean | null; type: string }) => void) => {
+    listener({ isConnected: true, isInternetReachable: null, type: 'wifi' });
+    return () => {};
+  },
+};
+new PresenceClient({ url: 'https://x', token: 't', storage: asyncStorage, network: netInfo, statusTimeoutMs: Infinity });
+new PresenceClient({ url: 'https://x', token: 't', deviceId: 'tablet-1', rateLimitBackoffMs: 2000, closeTimeoutMs: 500 });
 client.connect();
 const off: () => void = client.on('presence', (p: Presence, prev: Presence | undefined) => {
   const busyFor: number | null = p.wait_time;
-  void busyFor;
+  const since: string | null = p.busy_since;
+  const old: boolean = p.stale;
+  const asOf: string | null = p.stale_since;
+  void [busyFor, since, old, asOf];
   void prev?.is_online;
 });
+client.on('freshness', (ids: number[], stale: boolean) => stale && ids.length);
 off();
 client.on('transport', (t: TransportName) => t === Transport.POLLING);
-client.on('state', (s: StateName) => s === State.STOPPED && client.lastError?.code === 4401);
+client.on('state', (s: StateName) => (s === State.STOPPED && client.lastError?.code === 4401) || s === State.BACKGROUND);
 client.on('change', (ids: number[]) => ids.map((id) => client.get(id)?.username));
-client.on('error', (err: PresenceError) => err.refused || err.lost || err.status);
+client.on('error', (err: PresenceError) => err.refused || err.lost || err.queued || err.rateLimited || err.status);
 
 async function use(): Promise<void> {
   const known: Presence[] = await client.subscribe([2, 3]);
   void known;
   const st: UserStatus = await client.setStatus({ is_busy: true, wait_time: 15 });
   void st.updated_at;
+  const since: string | null | undefined = st.busy_since;
+  void since;
   await client.setStatus({ is_online: false });
+  const pending: boolean = client.statusPending;
+  const wanted: boolean | undefined = client.desiredStatus.is_busy;
+  const mine: UserStatus | null = client.lastStatus;
+  const device: string | null = client.deviceId;
+  void [pending, wanted, mine, device];
+  client.background();
+  client.foreground();
   await client.unsubscribe(3);
   client.pause();
   client.resume();
@@ -54,3 +80,7 @@ client.setStatus({ busy: true });
 client.on('presences', () => {});
 // @ts-expect-error tokenIn is header or query
 new PresenceClient({ url: 'x', token: 't', tokenIn: 'cookie' });
+// @ts-expect-error a storage needs setItem too
+new PresenceClient({ url: 'x', token: 't', storage: { getItem: () => null } });
+// @ts-expect-error the device id is a string
+new PresenceClient({ url: 'x', token: 't', deviceId: 7 });
