@@ -59,12 +59,12 @@ func TestStaticFiles(t *testing.T) {
 }
 
 // TestClientNode runs the client's own tests under Node's test runner:
-// web/test/client.test.mjs, status.test.mjs and liveness.test.mjs against
-// a real presenced, and web/test/types.test.mjs, which checks
-// presence.d.ts with tsc.
+// web/test/client.test.mjs, status.test.mjs, liveness.test.mjs and
+// devices.test.mjs against a real presenced, and web/test/types.test.mjs,
+// which checks presence.d.ts with tsc.
 func TestClientNode(t *testing.T) {
 	node := requireNode(t, "ws", "typescript")
-	runNode(t, node, 5*time.Minute, "test/client.test.mjs", "test/status.test.mjs", "test/liveness.test.mjs", "test/types.test.mjs")
+	runNode(t, node, 5*time.Minute, "test/client.test.mjs", "test/status.test.mjs", "test/liveness.test.mjs", "test/devices.test.mjs", "test/types.test.mjs")
 }
 
 // TestDemoChromium runs the demo page end to end in headless Chromium
