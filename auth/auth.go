@@ -13,6 +13,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -84,7 +85,17 @@ type Config struct {
 	Audience string
 	// Leeway is the clock skew allowed on exp, nbf and iat. Default 0.
 	Leeway time.Duration
+	// UsernameClaims are the claims that may carry the display name, in
+	// order: the first that holds a non-empty string wins. Auth servers
+	// differ (OpenID Connect names preferred_username and name), so the
+	// default, DefaultUsernameClaims, takes the common ones.
+	UsernameClaims []string
 }
+
+// DefaultUsernameClaims are the claims read for the display name when
+// Config.UsernameClaims is empty: presenced's own username, then OpenID
+// Connect's preferred_username and name.
+var DefaultUsernameClaims = []string{"username", "preferred_username", "name"}
 
 // Verifier checks tokens.
 type Verifier struct {
@@ -93,6 +104,7 @@ type Verifier struct {
 	jwks    *jwks // nil without a JWKS URL
 	leeway  time.Duration
 	parser  *jwt.Parser
+	names   []string // UsernameClaims
 }
 
 // NewVerifier returns a Verifier for cfg.
@@ -100,7 +112,15 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if len(cfg.Secrets) == 0 && len(cfg.PublicKeys) == 0 && cfg.JWKSURL == "" {
 		return nil, errors.New("auth: no secret, public key or JWKS URL configured")
 	}
-	v := &Verifier{keys: cfg.PublicKeys, leeway: cfg.Leeway}
+	v := &Verifier{keys: cfg.PublicKeys, leeway: cfg.Leeway, names: cfg.UsernameClaims}
+	if len(v.names) == 0 {
+		v.names = DefaultUsernameClaims
+	}
+	for _, n := range v.names {
+		if n == "" {
+			return nil, errors.New("auth: an empty name among the username claims")
+		}
+	}
 	methods := map[string]bool{}
 	for i, s := range cfg.Secrets {
 		if len(s) < MinSecretBytes {
@@ -148,7 +168,31 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 type tokenClaims struct {
 	jwt.RegisteredClaims
 	UserID   any    `json:"user_id,omitempty"`
-	Username string `json:"username,omitempty"`
+	Username string `json:"-"` // from the first of names that holds one
+
+	names []string // claims that may hold the username, in order
+}
+
+// UnmarshalJSON reads the registered claims and user_id, and takes the
+// username from the first of tc.names that holds a non-empty string; a
+// claim of another type is passed over, as an absent one is.
+func (tc *tokenClaims) UnmarshalJSON(b []byte) error {
+	type fields tokenClaims // the same fields, without this method
+	if err := json.Unmarshal(b, (*fields)(tc)); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for _, n := range tc.names {
+		var name string
+		if json.Unmarshal(all[n], &name) == nil && name != "" {
+			tc.Username = name
+			break
+		}
+	}
+	return nil
 }
 
 // Verify checks token and returns its claims. Every failure wraps
@@ -157,7 +201,7 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return Claims{}, fmt.Errorf("%w: token is longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
-	var tc tokenClaims
+	tc := tokenClaims{names: v.names}
 	if _, err := v.parser.ParseWithClaims(token, &tc, v.keyFor); err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
@@ -252,7 +296,10 @@ func NewIssuer(secret []byte, ttl time.Duration) *Issuer {
 // Issue returns a signed token for the user.
 func (i *Issuer) Issue(userID int64, username string) (string, error) {
 	now := time.Now()
-	tc := tokenClaims{
+	tc := struct {
+		jwt.RegisteredClaims
+		Username string `json:"username,omitempty"`
+	}{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   strconv.FormatInt(userID, 10),
 			IssuedAt:  jwt.NewNumericDate(now),

@@ -390,3 +390,42 @@ func TestIssuerSignsTokensTheVerifierAccepts(t *testing.T) {
 		t.Fatalf("token expires in %v, want within a minute", d)
 	}
 }
+
+func TestUsernameComesFromTheFirstClaimThatHoldsOne(t *testing.T) {
+	base := jwt.MapClaims{"sub": "42", "exp": time.Now().Add(time.Hour).Unix()}
+	for _, tc := range []struct {
+		name   string
+		claims []string // Config.UsernameClaims
+		token  jwt.MapClaims
+		want   string
+	}{
+		{"username first", nil, with(base, "username", "alice", "preferred_username", "alice.p", "name", "Alice P."), "alice"},
+		{"OpenID Connect's preferred_username", nil, with(base, "preferred_username", "alice.p", "name", "Alice P."), "alice.p"},
+		{"then name", nil, with(base, "name", "Alice P."), "Alice P."},
+		{"an empty one is passed over", nil, with(base, "username", "", "name", "Alice P."), "Alice P."},
+		{"so is one of another type", nil, with(base, "username", 7, "preferred_username", []any{"x"}, "name", "Alice P."), "Alice P."},
+		{"none at all", nil, base, ""},
+		{"a configured claim", []string{"nickname"}, with(base, "username", "alice", "nickname", "ally"), "ally"},
+		{"configured claims in their order", []string{"name", "username"}, with(base, "username", "alice", "name", "Alice P."), "Alice P."},
+		{"only the configured ones", []string{"nickname"}, with(base, "username", "alice"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newVerifier(t, Config{Secrets: [][]byte{secret}, UsernameClaims: tc.claims})
+			c := mustAccept(t, v, sign(t, jwt.SigningMethodHS256, secret, "", tc.token))
+			if c.Username != tc.want || c.UserID != 42 {
+				t.Fatalf("username %q (user %d), want %q", c.Username, c.UserID, tc.want)
+			}
+		})
+	}
+	if _, err := NewVerifier(Config{Secrets: [][]byte{secret}, UsernameClaims: []string{"username", ""}}); err == nil {
+		t.Fatal("an empty claim name was accepted")
+	}
+	// Development tokens carry username, which the default reads.
+	tok, err := NewIssuer(secret, time.Hour).Issue(9, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := mustAccept(t, newVerifier(t, Config{Secrets: [][]byte{secret}}), tok); c.Username != "bob" {
+		t.Fatalf("a development token's username: %q", c.Username)
+	}
+}
