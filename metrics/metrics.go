@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/version"
 	"github.com/presenced/presenced/transport"
 )
 
@@ -124,7 +125,11 @@ func New(counts func() hub.Stats) *Metrics {
 		m.storeWrite.WithLabelValues(op)
 		m.storeErrors.WithLabelValues(op)
 	}
-	m.clusterNodes = f.gauge("presenced_cluster_nodes", "Live nodes of the cluster seen at the latest look at the leases, this one included; 0 without a cluster.")
+	m.clusterNodes = f.gauge("presenced_cluster_nodes", "Live nodes of the cluster seen at the latest look at the leases, this one included; 0 without a cluster.", nil)
+
+	build := version.Get()
+	f.gauge("presenced_build_info", "Always 1; its labels name the running build: version, vcs revision and Go release.",
+		prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": build.GoVersion}).Set(1)
 
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -199,8 +204,8 @@ func (f factory) counterVec(name, help, label string) *prometheus.CounterVec {
 	return c
 }
 
-func (f factory) gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+func (f factory) gauge(name, help string, labels prometheus.Labels) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels})
 	f.reg.MustRegister(g)
 	return g
 }

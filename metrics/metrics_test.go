@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/version"
 	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/metrics/metricstest"
 )
@@ -53,6 +55,17 @@ func TestEverySeriesExistsAtZero(t *testing.T) {
 	// The runtime's own metrics come along, for memory and goroutines.
 	if f.Value(t, "go_goroutines") == 0 || f.Value(t, "process_open_fds") == 0 {
 		t.Error("Go and process metrics are missing")
+	}
+}
+
+func TestBuildInfoNamesTheRunningBuild(t *testing.T) {
+	f := metricstest.Scrape(t, serve(t, metrics.New(func() hub.Stats { return hub.Stats{} })))
+	b := version.Get()
+	if b.GoVersion != runtime.Version() {
+		t.Fatalf("go version %q, want %q", b.GoVersion, runtime.Version())
+	}
+	if v := f.Value(t, "presenced_build_info", "goversion", b.GoVersion, "revision", b.Revision, "version", b.Version); v != 1 {
+		t.Fatalf("presenced_build_info = %v, want 1", v)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/internal/pgtest"
+	"github.com/presenced/presenced/metrics/metricstest"
 	"github.com/presenced/presenced/storage/postgres"
 )
 
@@ -166,6 +167,18 @@ func (n *node) readyz() (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// waitLog waits until the node has logged a line that contains want.
+func (n *node) waitLog(want string) {
+	n.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(n.logs.String(), want) {
+		if time.Now().After(deadline) {
+			n.t.Fatalf("node %s did not log %s within 20s:\n%s", n.id, want, n.logs)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
 }
 
 // kill ends the node with SIGKILL: no close frames, no lease release.
@@ -452,9 +465,27 @@ func TestClusterKilledNodesUsersGoOfflineWithinTheBound(t *testing.T) {
 	if evs := watcher.eventsOf(4); len(evs) != 1 {
 		t.Fatalf("user 4, connected to the live node, got %v", evs)
 	}
+	// The node that lives says that a died, and whom its sweep turned
+	// offline.
+	b.waitLog(`"level":"WARN","msg":"node died: its lease ran out","node_id":"` + a.id + `"`)
+	b.waitLog(`"msg":"swept users of dead nodes and expired heartbeats","users":2,"turned_offline":2`)
 	code, body := rest(t, b, http.MethodGet, "/users/2/presence", 1, "watcher", "")
 	if code != 200 || !strings.Contains(body, `"is_online":false`) {
 		t.Fatalf("GET on node b after a died: %d %s", code, body)
+	}
+}
+
+// TestClusterNodesGaugeIsRightFromTheFirstScrape scrapes each node as
+// soon as it is ready, long before its first sweep (an hour away): an
+// alert on min(presenced_cluster_nodes) must not fire at every deploy.
+func TestClusterNodesGaugeIsRightFromTheFirstScrape(t *testing.T) {
+	t.Parallel()
+	db := pgtest.Schema(t)
+	for i, name := range []string{"a", "b"} {
+		n := startNode(t, db, name, "-sweep-interval", "1h")
+		if got := metricstest.Scrape(t, "http://"+n.addr+"/metrics").Value(t, "presenced_cluster_nodes"); got != float64(i+1) {
+			t.Fatalf("node %s's first scrape says %v nodes, want %d", name, got, i+1)
+		}
 	}
 }
 

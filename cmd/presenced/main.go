@@ -25,6 +25,7 @@ import (
 
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/version"
 	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/storage/memory"
 	"github.com/presenced/presenced/storage/postgres"
@@ -35,13 +36,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "presenced:", err)
-		}
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	if err != nil && !errors.Is(err, flag.ErrHelp) { // -h asked for the usage, which went to stdout
+		fmt.Fprintln(os.Stderr, "presenced:", err)
 		os.Exit(2)
 	}
 }
+
+// stdout receives what the user asked to read: -h and -version.
+var stdout io.Writer = os.Stdout
 
 // options is the parsed configuration.
 type options struct {
@@ -54,6 +57,7 @@ type options struct {
 	jwtIssuer       string
 	jwtAudience     string
 	jwtLeeway       time.Duration
+	jwtNameClaims   string
 	jwtPublicKeys   string
 	jwksURL         string
 	jwksMaxAge      time.Duration
@@ -88,6 +92,7 @@ type options struct {
 	nodeID          string
 	leaseTTL        time.Duration
 	sweepInterval   time.Duration
+	version         bool
 }
 
 // newFlags defines every flag into o. The README's configuration table
@@ -103,6 +108,7 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "when set, tokens must carry this iss")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "when set, tokens must carry this aud")
 	fs.DurationVar(&o.jwtLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed on exp, nbf and iat")
+	fs.StringVar(&o.jwtNameClaims, "jwt-username-claim", strings.Join(auth.DefaultUsernameClaims, ","), "comma-separated token claims that may carry the display name; the first that holds one wins")
 	fs.StringVar(&o.jwtPublicKeys, "jwt-public-key-file", "", "comma-separated PEM files of RS256, ES256 or EdDSA public keys that verify tokens")
 	fs.StringVar(&o.jwksURL, "jwt-jwks-url", "", "https URL of a JSON Web Key Set that verifies tokens (RS256, ES256, EdDSA)")
 	fs.DurationVar(&o.jwksMaxAge, "jwt-jwks-max-age", time.Hour, "how long a fetched key set is used before it is fetched again")
@@ -137,6 +143,7 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.nodeID, "node-id", "", "this node's name in the cluster; empty: host name and a random suffix")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 15*time.Second, "a node that stops renewing its lease for this long is dead; its users go offline within lease-ttl + sweep-interval")
 	fs.DurationVar(&o.sweepInterval, "sweep-interval", 5*time.Second, "how often a node looks for dead nodes and expired heartbeats")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	return fs
 }
 
@@ -144,22 +151,24 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 // Development mode opens POST /dev/token to anyone, so it must be asked
 // for where the command is written, not inherited from an environment
 // that a deployment shares with a developer's shell.
-var commandLineOnly = map[string]bool{"dev": true}
+// -version is a question, not configuration.
+var commandLineOnly = map[string]bool{"dev": true, "version": true}
 
 // parseFlags reads args, with PRESENCE_* environment variables as defaults.
 func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
 	var o options
 	fs := newFlags(&o, output)
+	explain := explainFlags(fs)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if commandLineOnly[f.Name] {
-			o.devFromEnv = getenv(envName(f.Name)) != ""
+			o.devFromEnv = o.devFromEnv || f.Name == "dev" && getenv(envName(f.Name)) != ""
 			f.Usage += " (command line only)"
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
 			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+				envErr = envError(f, v)
 			}
 		}
 		f.Usage += " (env " + envName(f.Name) + ")"
@@ -168,7 +177,13 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		return o, envErr
 	}
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, output)
+		}
+		return o, explain(err)
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("%q is not a flag: presenced takes only flags, such as -addr :8080 (presenced -h lists them)", fs.Arg(0))
 	}
 	if o.databaseURL == "" {
 		o.databaseURL = getenv("DATABASE_URL")
@@ -183,8 +198,12 @@ func envName(flagName string) string {
 // run starts the server and blocks until ctx is done and the server has
 // shut down. When ready is not nil it receives the listening address.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
-	o, err := parseFlags(args, getenv, stderr)
+	o, err := parseFlags(args, getenv, stdout)
 	if err != nil {
+		return err
+	}
+	if o.version {
+		_, err := fmt.Fprintln(stdout, "presenced", version.Get())
 		return err
 	}
 	var level slog.Level
@@ -252,10 +271,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- httpSrv.Serve(ln) }()
 
-	if o.dev {
-		log.Warn("development mode: POST /dev/token is open, any origin may connect; never use -dev in production")
-	}
-	log.Info("listening", "addr", ln.Addr().String())
+	logStartup(log, ln.Addr().String(), &o, st)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -303,16 +319,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // storage is the store the hub keeps statuses in, with what comes with
 // it.
 type storage struct {
-	store  hub.Store
-	feed   hub.Feed // nil for one node in memory
-	checks []transport.ReadinessCheck
-	close  func() error
+	store    hub.Store
+	feed     hub.Feed // nil for one node in memory
+	checks   []transport.ReadinessCheck
+	close    func() error
+	describe []any // log attributes: the store, and where
 }
 
 // openStore opens PostgreSQL when a database URL is given, else memory.
 func openStore(ctx context.Context, o *options, m *metrics.Metrics, log *slog.Logger) (storage, error) {
 	if o.databaseURL == "" {
-		return storage{store: memory.New(), close: func() error { return nil }}, nil
+		return storage{store: memory.New(), close: func() error { return nil },
+			describe: []any{"store", "memory: statuses are lost at restart"}}, nil
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -323,9 +341,9 @@ func openStore(ctx context.Context, o *options, m *metrics.Metrics, log *slog.Lo
 	if err != nil {
 		return storage{}, err
 	}
-	log.Info("statuses in PostgreSQL", "node_id", pg.NodeID())
 	return storage{
 		store: pg, feed: pg,
+		describe: []any{"store", "postgresql", "database", pg.Database(), "node_id", pg.NodeID()},
 		checks: []transport.ReadinessCheck{
 			{Name: "database", Check: pg.CheckDatabase},
 			{Name: "listener", Check: pg.CheckListener},
@@ -348,6 +366,7 @@ func authConfig(o *options) (auth.Config, error) {
 	cfg := auth.Config{
 		JWKSURL: o.jwksURL, JWKSMaxAge: o.jwksMaxAge, JWKSMinRefresh: o.jwksMinRefresh,
 		Issuer: o.jwtIssuer, Audience: o.jwtAudience, Leeway: o.jwtLeeway,
+		UsernameClaims: splitList(o.jwtNameClaims),
 	}
 	if o.dev {
 		for _, p := range []struct{ name, value string }{

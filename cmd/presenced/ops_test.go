@@ -105,7 +105,7 @@ func TestLogsAreJSONByDefaultAndTextOnRequest(t *testing.T) {
 		t.Fatalf("healthz: %d", code)
 	}
 	out := d.stderr.String()
-	if !strings.Contains(out, "level=INFO msg=listening") || !strings.Contains(out, "level=DEBUG msg=\"http request\"") {
+	if !strings.Contains(out, " msg=listening addr=127.0.0.1:") || !strings.Contains(out, "level=DEBUG msg=\"http request\"") {
 		t.Fatalf("text format with debug level:\n%s", out)
 	}
 

@@ -171,7 +171,8 @@ func (s *Store) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.refresh(ctx, mine)
+	_, err = s.refresh(ctx, mine)
+	return err
 }
 
 // sweepBatch bounds the users one sweep decides anew.
@@ -203,13 +204,61 @@ func (s *Store) sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.refresh(ctx, ids); err != nil {
+	offline, err := s.sweepUsers(ctx, ids)
+	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `DELETE FROM presence_nodes n WHERE presence_lease_end(lease_until, lease_ttl) <= now()
-		AND NOT EXISTS (SELECT 1 FROM presence_sessions s WHERE s.node_id = n.node_id)`)
-	if err != nil || s.cfg.Observer == nil {
+	rows, err = s.pool.Query(ctx, `DELETE FROM presence_nodes n WHERE presence_lease_end(lease_until, lease_ttl) <= now()
+		AND NOT EXISTS (SELECT 1 FROM presence_sessions s WHERE s.node_id = n.node_id) RETURNING node_id`)
+	if err != nil {
 		return err
+	}
+	gone, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	// Only the node whose sweep removes a dead node says so, so that a
+	// death is one line in the whole cluster's logs.
+	for _, id := range gone {
+		s.log.Warn("node died: its lease ran out", "node_id", id)
+	}
+	if len(ids) > 0 {
+		s.log.Info("swept users of dead nodes and expired heartbeats", "users", len(ids), "turned_offline", offline)
+	}
+	return s.observeNodes(ctx)
+}
+
+// sweepUsers decides ids anew and counts those it turned offline.
+func (s *Store) sweepUsers(ctx context.Context, ids []int64) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT user_id FROM presence_status WHERE user_id = ANY($1) AND online`, ids)
+	if err != nil {
+		return 0, err
+	}
+	online := map[int64]bool{}
+	var id int64
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { online[id] = true; return nil }); err != nil {
+		return 0, err
+	}
+	applied, err := s.refresh(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	offline := 0
+	for _, a := range applied {
+		if a.Err == nil && !a.Record.Online && online[a.Record.UserID] {
+			offline++
+		}
+	}
+	return offline, nil
+}
+
+// observeNodes tells the observer how many nodes hold a live lease.
+func (s *Store) observeNodes(ctx context.Context) error {
+	if s.cfg.Observer == nil {
+		return nil
 	}
 	var live int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM presence_nodes WHERE presence_lease_end(lease_until, lease_ttl) > now()`).Scan(&live); err != nil {
@@ -224,15 +273,18 @@ const refreshBatch = 256
 
 // refresh applies OpRefresh to each user, many to a transaction; the
 // changes reach every node through NOTIFY.
-func (s *Store) refresh(ctx context.Context, ids []int64) error {
+func (s *Store) refresh(ctx context.Context, ids []int64) ([]hub.Applied, error) {
+	var out []hub.Applied
 	for chunk := range slices.Chunk(ids, refreshBatch) {
 		ops := make([]hub.Op, len(chunk))
 		for i, id := range chunk {
 			ops[i] = hub.Op{Kind: hub.OpRefresh, UserID: id}
 		}
-		if _, err := s.ApplyBatch(ctx, ops); err != nil {
-			return err
+		applied, err := s.ApplyBatch(ctx, ops)
+		if err != nil {
+			return out, err
 		}
+		out = append(out, applied...)
 	}
-	return nil
+	return out, nil
 }

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +95,7 @@ type Store struct {
 	log       *slog.Logger
 	pool      *pgxpool.Pool
 	listenCfg *pgx.ConnConfig
+	schema    string
 	channel   string // NOTIFY channel: one per schema, so schemas do not mix
 
 	listening atomic.Bool // the feed's connection is up and listening
@@ -135,6 +138,12 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	// The cluster's size is known from the start, not from the first
+	// sweep: an alert on too few nodes must not fire at every deploy.
+	if err := s.observeNodes(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("count live nodes: %w", err)
+	}
 	mctx, stop := context.WithCancel(context.Background())
 	s.stop, s.stopped = stop, make(chan struct{})
 	go s.maintain(mctx)
@@ -154,7 +163,7 @@ func (s *Store) init(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		return fmt.Errorf("current schema: %w", err)
 	}
-	s.channel = "presence:" + schema
+	s.schema, s.channel = schema, "presence:"+schema
 	_, err = conn.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ($1, now() + $2::interval, $2::interval)
 		ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, lease_ttl = EXCLUDED.lease_ttl`, s.cfg.NodeID, s.cfg.LeaseTTL)
 	if err != nil {
@@ -190,6 +199,18 @@ func ListenerName(nodeID string) string { return "presenced listener " + nodeID 
 
 // NodeID is the name of this node in the database.
 func (s *Store) NodeID() string { return s.cfg.NodeID }
+
+// Database says where the statuses live, for the start-up log: the
+// server's host and port, the database, and the schema when it is not
+// public. It never names the user or the password.
+func (s *Store) Database() string {
+	c := s.pool.Config().ConnConfig
+	where := net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))) + "/" + c.Database
+	if s.schema != "public" {
+		where += ", schema " + s.schema
+	}
+	return where
+}
 
 // Close stops renewing the lease and closes the pool. The lease is set
 // to end after the grace, not at once: the other nodes keep this node's users online

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -283,7 +284,9 @@ func TestSilentListenerIsFoundAndReplaced(t *testing.T) {
 func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
 	url := pgtest.Schema(t)
 	t.Parallel()
-	fast := Config{LeaseTTL: time.Second, SweepInterval: 200 * time.Millisecond, Grace: 2 * time.Second}
+	logs := &logBuffer{}
+	fast := Config{LeaseTTL: time.Second, SweepInterval: 200 * time.Millisecond, Grace: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}
 	cfgA, cfgB, cfgC := fast, fast, fast
 	cfgA.NodeID, cfgB.NodeID, cfgC.NodeID = "a", "b", "c"
 	a := open(t, url, cfgA)
@@ -307,6 +310,10 @@ func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
 	if took := time.Since(died); took > fast.LeaseTTL+fast.SweepInterval+5*time.Second {
 		t.Fatalf("offline %v after the node died; the bound is lease + sweep", took)
 	}
+	// The death is logged once, by the node whose sweep removed it, and
+	// the sweep says how many users it turned offline.
+	logs.waitFor(t, `msg="node died: its lease ran out" node_id=a`)
+	logs.waitFor(t, `msg="swept users of dead nodes and expired heartbeats" users=1 turned_offline=1`)
 	// c stops gracefully: its user stays online for the grace, then not.
 	stopped := time.Now()
 	if err := c.Close(ctx); err != nil {
@@ -318,6 +325,70 @@ func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
 	}
 	// The sweep removes the nodes once their users are decided.
 	pgtest.WaitUntil(t, url, `SELECT array_agg(node_id) = ARRAY['b'] FROM presence_nodes`)
+}
+
+// logBuffer collects a store's log lines for a test to wait on.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) waitFor(t *testing.T, line string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b.mu.Lock()
+		logs := b.buf.String()
+		b.mu.Unlock()
+		if n := strings.Count(logs, line); n == 1 {
+			return
+		} else if n > 1 || time.Now().After(deadline) {
+			t.Fatalf("%q logged %d times, want once:\n%s", line, n, logs)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+// countNodes is a hub.StoreObserver that keeps the latest node count.
+type countNodes struct {
+	mu    sync.Mutex
+	nodes int
+	seen  bool
+}
+
+func (c *countNodes) StoreWrite(string, time.Duration, error) {}
+func (c *countNodes) ClusterNodes(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes, c.seen = n, true
+}
+
+// TestNodeCountIsKnownAtOpen holds the cluster-size gauge right from the
+// start: a node reports the live nodes when it opens, not at its first
+// sweep (an hour away here).
+func TestNodeCountIsKnownAtOpen(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	open(t, url, Config{NodeID: "a", SweepInterval: time.Hour})
+	var obs countNodes
+	b := open(t, url, Config{NodeID: "b", SweepInterval: time.Hour, Observer: &obs})
+	obs.mu.Lock()
+	nodes, seen := obs.nodes, obs.seen
+	obs.mu.Unlock()
+	if !seen || nodes != 2 {
+		t.Fatalf("at open the observer heard of %d nodes (told: %v), want 2", nodes, seen)
+	}
+	// The start-up log names the database and schema, never the user.
+	where := b.Database()
+	if !regexp.MustCompile(`^127\.0\.0\.1:\d+/\w+, schema t_[0-9a-f]{12}$`).MatchString(where) || strings.Contains(where, "postgres@") {
+		t.Fatalf("Database() = %q, want host:port/database, schema t_…", where)
+	}
 }
 
 func TestLostLeaseIsTakenAgain(t *testing.T) {

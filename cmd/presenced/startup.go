@@ -1,0 +1,29 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/presenced/presenced/internal/version"
+)
+
+// logStartup writes the one line that says what this process is: where
+// it listens, which build it is, where statuses live, and whether it runs
+// in development mode. Its message, "listening", and its first field,
+// "addr", are what tests and tools wait for (web/test/helpers.mjs, the
+// cluster tests' startNode).
+func logStartup(log *slog.Logger, addr string, o *options, st storage) {
+	attrs := append([]any{"addr", addr, "version", version.Get().Version}, st.describe...)
+	attrs = append(attrs, "dev", o.dev)
+	level := slog.LevelInfo
+	if o.dev {
+		level = slog.LevelWarn
+		secret := "from -dev-secret"
+		if o.devSecret == "" {
+			secret = "made up at start: its tokens stop working when the process ends (-dev-secret keeps one)"
+		}
+		attrs = append(attrs, "dev_secret", secret,
+			"warning", "development mode: POST /dev/token signs a token for anyone who asks and any origin may connect; never use -dev in production")
+	}
+	log.Log(context.Background(), level, "listening", attrs...)
+}
