@@ -2,9 +2,13 @@ package transport
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // ReadinessCheck is one dependency that /readyz asks about: the database,
@@ -34,10 +38,22 @@ type readyResponse struct {
 	Checks map[string]string `json:"checks,omitempty"`
 }
 
-// readyz answers the readiness probe: 200 while the hub answers and every
-// configured check passes, 503 naming each failure otherwise, and 503 from
-// the moment [Server.Drain] is called.
+// readyz answers the public readiness probe: 200 while the hub answers
+// and every configured check passes, 503 otherwise and from the moment
+// [Server.Drain] is called. It says nothing more: a check's error names
+// the database's user, name, host and port, which the internet has no
+// business reading. AdminHandler's /readyz, and the log, say why.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if failed := s.checkReadiness(r.Context()); len(failed) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, readyResponse{Status: "not ready"})
+		return
+	}
+	writeJSON(w, http.StatusOK, readyResponse{Status: "ready"})
+}
+
+// adminReadyz answers the readiness probe on the admin listener, naming
+// each failed check and its error.
+func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
 	failed := s.checkReadiness(r.Context())
 	if len(failed) == 0 {
 		writeJSON(w, http.StatusOK, readyResponse{Status: "ready"})
@@ -46,10 +62,31 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusServiceUnavailable, readyResponse{Status: "not ready", Checks: failed})
 }
 
+// AdminHandler serves the operator's endpoints: /healthz, /readyz with
+// the name and error of each failed check, and /metrics when
+// Config.Metrics is set. Serve it on a listener that only operators and
+// probes reach (presenced's -admin-addr); the public handler keeps
+// /healthz and a /readyz that says only ready or not, for load balancers
+// that probe the serving port.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+func (s *Server) adminRoutes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.accessLog, middleware.GetHead)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "Not Found") })
+	r.MethodNotAllowed(methodNotAllowed(r))
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.adminReadyz)
+	if s.cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+	}
+	return r
+}
+
 // checkReadiness runs every check at once and returns the failures by name.
 func (s *Server) checkReadiness(ctx context.Context) map[string]string {
 	if s.draining.Load() {
-		return map[string]string{"shutdown": "server is shutting down"}
+		return map[string]string{"shutdown": "server is shutting down"} // Drain logs it
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
@@ -72,7 +109,30 @@ func (s *Server) checkReadiness(ctx context.Context) map[string]string {
 		})
 	}
 	wg.Wait()
+	s.noteReadiness(failed)
 	return failed
+}
+
+// noteReadiness logs each change between ready and not ready, with the
+// failed checks: without an admin listener the log is where an operator
+// reads why.
+func (s *Server) noteReadiness(failed map[string]string) {
+	state := int32(1)
+	if len(failed) > 0 {
+		state = 2
+	}
+	if s.readyState.Swap(state) == state {
+		return
+	}
+	if state == 1 {
+		s.log.Info("ready")
+		return
+	}
+	attrs := make([]any, 0, 2*len(failed))
+	for name, err := range failed {
+		attrs = append(attrs, name, err)
+	}
+	s.log.Warn("not ready", slog.Group("checks", attrs...))
 }
 
 // Drain makes /readyz answer 503 from now on. Call it when shutdown

@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -97,19 +98,34 @@ func TestReadyzFollowsItsChecks(t *testing.T) {
 	db := greeter(t, false)
 	e := startOps(t, transport.Config{ReadinessChecks: []transport.ReadinessCheck{tcpCheck("postgres", db.Addr().String())}})
 
-	resp, b := e.do("GET", "/readyz", "", nil)
-	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != `{"status":"ready"}` {
-		t.Fatalf("readyz with everything up: %d %s", resp.StatusCode, b)
+	for _, get := range []func(string, string) (*http.Response, []byte){e.admin, e.public} {
+		resp, b := get("GET", "/readyz")
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != `{"status":"ready"}` {
+			t.Fatalf("readyz with everything up: %d %s", resp.StatusCode, b)
+		}
 	}
 
 	db.Close() // the database goes away: connections are refused
-	resp, b = e.do("GET", "/readyz", "", nil)
+	resp, b := e.admin("GET", "/readyz")
 	status, checks := decodeReady(t, b)
 	if resp.StatusCode != http.StatusServiceUnavailable || status != "not ready" {
-		t.Fatalf("readyz with the database down: %d %s", resp.StatusCode, b)
+		t.Fatalf("admin readyz with the database down: %d %s", resp.StatusCode, b)
 	}
 	if len(checks) != 1 || !strings.Contains(checks["postgres"], "refused") {
-		t.Fatalf("readyz should name only the failed check with its error: %v", checks)
+		t.Fatalf("admin readyz should name only the failed check with its error: %v", checks)
+	}
+	// The public port says not ready, and nothing about the database.
+	resp, b = e.public("GET", "/readyz")
+	if resp.StatusCode != http.StatusServiceUnavailable || strings.TrimSpace(string(b)) != `{"status":"not ready"}` {
+		t.Fatalf("public readyz with the database down: %d %s, want only {\"status\":\"not ready\"}", resp.StatusCode, b)
+	}
+	// The log says why, once.
+	line := e.waitLog("for not ready", func(l map[string]any) bool { return l["msg"] == "not ready" })
+	if c, _ := line["checks"].(map[string]any); !strings.Contains(fmt.Sprint(c["postgres"]), "refused") {
+		t.Fatalf("the not-ready line does not give the check's error: %v", line)
+	}
+	if n := strings.Count(e.logs.String(), `"msg":"not ready"`); n != 1 {
+		t.Fatalf("%d not-ready lines for one change", n)
 	}
 }
 
@@ -117,7 +133,7 @@ func TestReadyzBoundsASilentDependency(t *testing.T) {
 	silent := greeter(t, true)
 	e := startOps(t, transport.Config{ReadinessChecks: []transport.ReadinessCheck{tcpCheck("listener", silent.Addr().String())}})
 	start := time.Now()
-	resp, b := e.do("GET", "/readyz", "", nil)
+	resp, b := e.admin("GET", "/readyz")
 	took := time.Since(start)
 	_, checks := decodeReady(t, b)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(checks["listener"], "timeout") {
@@ -135,10 +151,13 @@ func TestReadyzSaysNotReadyWhileShuttingDown(t *testing.T) {
 		t.Fatalf("readyz before shutdown: %d %s", resp.StatusCode, b)
 	}
 	e.Server.Drain()
-	resp, b := e.do("GET", "/readyz", "", nil)
+	resp, b := e.admin("GET", "/readyz")
 	status, checks := decodeReady(t, b)
 	if resp.StatusCode != http.StatusServiceUnavailable || status != "not ready" || checks["shutdown"] == "" {
 		t.Fatalf("readyz after Drain: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := e.do("GET", "/readyz", "", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("public readyz after Drain: %d %s", resp.StatusCode, b)
 	}
 	// Clients already here are still served while load balancers catch up.
 	if resp, b := e.do("POST", "/users/me/heartbeat", e.token(1), nil); resp.StatusCode != http.StatusOK {
@@ -149,9 +168,48 @@ func TestReadyzSaysNotReadyWhileShuttingDown(t *testing.T) {
 func TestReadyzSaysNotReadyWhenTheHubStops(t *testing.T) {
 	e := startOps(t, transport.Config{})
 	e.stopHub()
-	resp, b := e.do("GET", "/readyz", "", nil)
+	resp, b := e.admin("GET", "/readyz")
 	_, checks := decodeReady(t, b)
 	if resp.StatusCode != http.StatusServiceUnavailable || checks["hub"] != "hub closed" {
 		t.Fatalf("readyz with the hub stopped: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestAdminHandlerHoldsTheOperatorsEndpoints: with an admin listener the
+// public port serves no /metrics; the admin handler serves /metrics,
+// /healthz and /readyz, and answers anything else as the public one does.
+func TestAdminHandlerHoldsTheOperatorsEndpoints(t *testing.T) {
+	metricsHandler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("presenced_connections 0\n")) })
+	e := startOps(t, transport.Config{AdminListener: true, Metrics: metricsHandler})
+	for _, tc := range []struct {
+		get          func(string, string) (*http.Response, []byte)
+		method, path string
+		status       int
+		allow        string
+	}{
+		{e.public, "GET", "/metrics", http.StatusNotFound, ""},
+		{e.public, "GET", "/healthz", http.StatusOK, ""},
+		{e.public, "GET", "/readyz", http.StatusOK, ""},
+		{e.admin, "GET", "/metrics", http.StatusOK, ""},
+		{e.admin, "HEAD", "/metrics", http.StatusOK, ""},
+		{e.admin, "GET", "/healthz", http.StatusOK, ""},
+		{e.admin, "HEAD", "/readyz", http.StatusOK, ""},
+		{e.admin, "GET", "/readyz", http.StatusOK, ""},
+		{e.admin, "POST", "/readyz", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{e.admin, "GET", "/users/me/status", http.StatusNotFound, ""},
+		{e.admin, "GET", "/", http.StatusNotFound, ""},
+	} {
+		resp, b := tc.get(tc.method, tc.path)
+		if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d (Allow %q) %s, want %d", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), b, tc.status)
+		}
+		if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: error as %s", tc.method, tc.path, resp.Header.Get("Content-Type"))
+		}
+	}
+	// Without an admin listener the public port keeps /metrics.
+	plain := startOps(t, transport.Config{Metrics: metricsHandler})
+	if resp, b := plain.public("GET", "/metrics"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("public /metrics without an admin listener: %d %s", resp.StatusCode, b)
 	}
 }

@@ -23,13 +23,15 @@ import (
 // opsEnv is a real server on a loopback port: a running hub with the
 // memory store, the real JWT verifier, and a logger the test can read.
 type opsEnv struct {
-	t       *testing.T
-	URL     string
-	Hub     *hub.Hub
-	Server  *transport.Server
-	logs    *syncBuffer
-	issuer  *auth.Issuer
-	stopHub func()
+	t   *testing.T
+	URL string
+	// AdminURL serves the Server's AdminHandler, as -admin-addr does.
+	AdminURL string
+	Hub      *hub.Hub
+	Server   *transport.Server
+	logs     *syncBuffer
+	issuer   *auth.Issuer
+	stopHub  func()
 }
 
 // startOps starts a server with cfg; the test's cleanup stops it and
@@ -58,6 +60,7 @@ func startOps(t *testing.T, cfg transport.Config, hooks ...func(*hub.Hub, *trans
 		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err
 	}), cfg)
 	ts := httptest.NewServer(srv)
+	admin := httptest.NewServer(srv.AdminHandler())
 	var once sync.Once
 	stopHub := func() {
 		once.Do(func() {
@@ -75,8 +78,9 @@ func startOps(t *testing.T, cfg transport.Config, hooks ...func(*hub.Hub, *trans
 			t.Errorf("sockets still open after the hub stopped: %v", err)
 		}
 		ts.Close()
+		admin.Close()
 	})
-	return &opsEnv{t: t, URL: ts.URL, Hub: h, Server: srv, logs: logs,
+	return &opsEnv{t: t, URL: ts.URL, AdminURL: admin.URL, Hub: h, Server: srv, logs: logs,
 		issuer: auth.NewIssuer(secret, time.Hour), stopHub: stopHub}
 }
 
@@ -90,10 +94,27 @@ func (e *opsEnv) token(id int64) string {
 	return tok
 }
 
+// public sends a request without a token to the public handler.
+func (e *opsEnv) public(method, path string) (*http.Response, []byte) {
+	e.t.Helper()
+	return e.doAt(e.URL, method, path, "", nil)
+}
+
+// admin sends a request to the admin handler.
+func (e *opsEnv) admin(method, path string) (*http.Response, []byte) {
+	e.t.Helper()
+	return e.doAt(e.AdminURL, method, path, "", nil)
+}
+
 // do sends a request and returns the answer with its body read.
 func (e *opsEnv) do(method, path, token string, body io.Reader, header ...string) (*http.Response, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.URL+path, body)
+	return e.doAt(e.URL, method, path, token, body, header...)
+}
+
+func (e *opsEnv) doAt(base, method, path, token string, body io.Reader, header ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -130,8 +130,14 @@ type Config struct {
 	// Observer is told about messages, events, closes and refused tokens,
 	// for metrics. Default: nobody.
 	Observer Observer
-	// Metrics, when set, is served at GET /metrics.
+	// Metrics, when set, is served at GET /metrics by AdminHandler, and
+	// by the public handler too unless AdminListener is set.
 	Metrics http.Handler
+	// AdminListener says that AdminHandler is served on a listener of its
+	// own that only operators reach: the public handler then serves no
+	// /metrics. Either way the public /readyz says only ready or not, and
+	// AdminHandler's /readyz names each failed check and its error.
+	AdminListener bool
 }
 
 func (c *Config) setDefaults() {
@@ -184,10 +190,14 @@ type Server struct {
 	obs      Observer
 	upgrader websocket.Upgrader
 	router   chi.Router
+	admin    chi.Router   // the operator's endpoints, for AdminHandler
 	static   http.Handler // the file server of cfg.Static; nil without
 
 	conns    sync.WaitGroup // reader and writer goroutines of every socket
 	draining atomic.Bool    // set by Drain: /readyz answers 503
+	// readyState is the last readiness seen, 0 none yet, 1 ready, 2 not,
+	// so that only changes are logged.
+	readyState atomic.Int32
 
 	requestLimit   *keyedLimiter[int64]      // REST requests per user
 	socketIPLimit  *keyedLimiter[netip.Addr] // new sockets per client address
@@ -224,6 +234,7 @@ func New(h *hub.Hub, v Verifier, cfg Config) *Server {
 		s.static = http.FileServerFS(cfg.Static)
 	}
 	s.router = s.routes()
+	s.admin = s.adminRoutes()
 	return s
 }
 
@@ -254,12 +265,12 @@ func (s *Server) routes() chi.Router {
 	// method of every path that no route serves, and answer a DELETE of
 	// an API path with the file server's text/plain 404.
 	r.NotFound(s.notFound)
-	r.MethodNotAllowed(s.methodNotAllowed)
+	r.MethodNotAllowed(methodNotAllowed(r))
 	r.Get("/ws", s.serveWS)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Get("/openapi.json", serveOpenAPI)
-	if s.cfg.Metrics != nil {
+	if s.cfg.Metrics != nil && !s.cfg.AdminListener {
 		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
 	}
 	r.Group(func(r chi.Router) {
@@ -298,20 +309,23 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 // routeMethods are the methods a 405's Allow header may name.
 var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// methodNotAllowed answers a known path asked with a method it does not
-// serve, naming in Allow the ones it does (RFC 9110, section 15.5.6).
-func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	var allowed []string
-	for _, m := range routeMethods {
-		probe := m
-		if m == http.MethodHead {
-			probe = http.MethodGet // HEAD goes wherever GET does
+// methodNotAllowed answers a known path of routes asked with a method it
+// does not serve, naming in Allow the ones it does (RFC 9110, section
+// 15.5.6).
+func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range routeMethods {
+			probe := m
+			if m == http.MethodHead {
+				probe = http.MethodGet // HEAD goes wherever GET does
+			}
+			if routes.Match(chi.NewRouteContext(), probe, r.URL.Path) {
+				allowed = append(allowed, m)
+			}
 		}
-		if s.router.Match(chi.NewRouteContext(), probe, r.URL.Path) {
-			allowed = append(allowed, m)
-		}
+		notAllowed(w, allowed)
 	}
-	notAllowed(w, allowed)
 }
 
 func notAllowed(w http.ResponseWriter, allowed []string) {

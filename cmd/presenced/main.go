@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -49,6 +48,11 @@ var stdout io.Writer = os.Stdout
 // options is the parsed configuration.
 type options struct {
 	addr            string
+	adminAddr       string
+	readHeader      time.Duration
+	readTimeout     time.Duration
+	idleTimeout     time.Duration
+	maxIdleConns    int
 	dev             bool
 	devSecret       string
 	devFromEnv      bool // PRESENCE_DEV was set, and ignored
@@ -101,6 +105,11 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(&o.addr, "addr", ":8080", "address to listen on")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the operators' listener for /metrics, /healthz and a /readyz that names failed checks; empty: none, and /metrics is served on -addr")
+	fs.DurationVar(&o.readHeader, "read-header-timeout", 10*time.Second, "bound on reading a request's headers, from the connection's start for its first request")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "bound on reading a whole request, headers and body")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 90*time.Second, "how long a kept-alive connection may wait for its next request")
+	fs.IntVar(&o.maxIdleConns, "max-idle-connections", 10000, "most connections waiting for a request (new ones and kept-alive ones); over it, or out of files, the longest-waiting is closed")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: sign tokens at POST /dev/token with -dev-secret or a random key, allow any origin; refused together with a production key")
 	fs.StringVar(&o.devSecret, "dev-secret", "", "HS256 secret of development mode (at least 32 bytes), so that tokens outlive a restart; empty: a random one at each start")
 	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret of the bearer tokens, at least 32 bytes")
@@ -117,7 +126,7 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", 90*time.Second, "how long one REST heartbeat or update keeps its device (or, without X-Device-ID, its user) online")
 	fs.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "how often the server pings each socket")
 	fs.DurationVar(&o.pongTimeout, "pong-timeout", 10*time.Second, "how long a ping may go unanswered")
-	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "bound on one write to a socket")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "bound on one write to a socket, and on writing a REST answer beyond -read-timeout")
 	fs.Int64Var(&o.maxMessageBytes, "max-message-bytes", 16<<10, "largest client frame; larger closes with 1009")
 	fs.IntVar(&o.maxIDs, "max-ids", 100, "most user ids in GET /users/presence or one subscribe message")
 	fs.IntVar(&o.maxUsername, "max-username-length", 64, "longest username, in characters, a token or POST /dev/token may carry; a longer one, or one with a control character, is refused (401, close 4401)")
@@ -248,7 +257,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		RequestsPerSecond: o.reqRate, RequestBurst: o.reqBurst,
 		SocketsPerSecondPerIP: o.ipSocketRate, SocketBurstPerIP: o.ipSocketBurst,
 		SocketsPerSecond: o.socketRate, SocketBurst: o.socketBurst, ClientIPHeader: o.clientIPHeader,
-		Static: web.FS(), Logger: log, Observer: m, Metrics: m.Handler(),
+		Static: web.FS(), Logger: log, Observer: m, Metrics: m.Handler(), AdminListener: o.adminAddr != "",
 	}
 	if o.dev {
 		tcfg.DevTokens = auth.NewIssuer(acfg.Secrets[0], 24*time.Hour)
@@ -262,7 +271,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	ccfg := transport.ConnConfig{
+		ReadHeaderTimeout: o.readHeader, ReadTimeout: o.readTimeout, WriteTimeout: o.readTimeout + o.writeTimeout,
+		IdleTimeout: o.idleTimeout, MaxIdleConns: o.maxIdleConns, Logger: log,
+	}
+	httpSrv := transport.NewHTTPServer(srv, ccfg)
+	// The admin listener, when asked for, serves until the very end, so
+	// that probes and scrapes see the shutdown through.
+	adminDone := make(chan error, 1)
+	if o.adminAddr != "" {
+		adminLn, err := net.Listen("tcp", o.adminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("-admin-addr: %w", err)
+		}
+		adminSrv := transport.NewHTTPServer(srv.AdminHandler(), ccfg)
+		adminExited := make(chan struct{})
+		go func() { adminDone <- adminSrv.Serve(adminLn); close(adminExited) }()
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = adminSrv.Shutdown(ctx)
+			<-adminExited
+		}()
+		log.Info("admin listening", "addr", adminLn.Addr().String())
+	}
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
@@ -280,6 +313,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case <-ctx.Done():
 	case err := <-serveDone:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-adminDone:
+		return fmt.Errorf("serve -admin-addr: %w", err)
 	case err := <-hubDone:
 		return fmt.Errorf("hub: %w", err)
 	}

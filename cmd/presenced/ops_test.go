@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -81,9 +82,25 @@ func (d *daemon) wait(t *testing.T) error {
 	}
 }
 
+// adminBase is the URL of the admin listener, read from the log line
+// that announces it.
+func (d *daemon) adminBase(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`"msg":"admin listening","addr":"([^"]+)"`).FindStringSubmatch(d.stderr.String())
+	if m == nil {
+		t.Fatalf("no admin listener in the log:\n%s", d.stderr.String())
+	}
+	return "http://" + m[1]
+}
+
 func (d *daemon) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(d.base + path)
+	return getURL(t, d.base+path)
+}
+
+func getURL(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +133,8 @@ func TestLogsAreJSONByDefaultAndTextOnRequest(t *testing.T) {
 }
 
 func TestShutdownSaysNotReadyBeforeTheListenerCloses(t *testing.T) {
-	d := startDaemon(t, "-shutdown-delay", "3s")
+	d := startDaemon(t, "-shutdown-delay", "3s", "-admin-addr", "127.0.0.1:0")
+	admin := d.adminBase(t)
 	if code, body := d.get(t, "/readyz"); code != http.StatusOK || strings.TrimSpace(body) != `{"status":"ready"}` {
 		t.Fatalf("readyz while running: %d %s", code, body)
 	}
@@ -124,14 +142,17 @@ func TestShutdownSaysNotReadyBeforeTheListenerCloses(t *testing.T) {
 	// The signal and Drain race with the probe: poll, within the delay.
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		code, body := d.get(t, "/readyz")
+		code, body := getURL(t, admin+"/readyz")
 		if code == http.StatusServiceUnavailable && strings.Contains(body, `"shutdown"`) {
 			break
 		}
 		if code != http.StatusOK || time.Now().After(deadline) {
-			t.Fatalf("readyz during the shutdown delay: %d %s", code, body)
+			t.Fatalf("admin readyz during the shutdown delay: %d %s", code, body)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if code, body := d.get(t, "/readyz"); code != http.StatusServiceUnavailable || strings.TrimSpace(body) != `{"status":"not ready"}` {
+		t.Fatalf("public readyz during the shutdown delay: %d %s", code, body)
 	}
 	if code, _ := d.get(t, "/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz during the shutdown delay: %d", code)
@@ -141,5 +162,39 @@ func TestShutdownSaysNotReadyBeforeTheListenerCloses(t *testing.T) {
 	}
 	if _, err := http.Get(d.base + "/healthz"); err == nil {
 		t.Fatal("the listener is still open after shutdown")
+	}
+}
+
+// TestAdminAddrServesTheOperatorsEndpoints: with -admin-addr, /metrics
+// leaves the public port for the admin listener, which also serves the
+// probes; the public port keeps /healthz and a /readyz that says only
+// ready or not.
+func TestAdminAddrServesTheOperatorsEndpoints(t *testing.T) {
+	d := startDaemon(t, "-admin-addr", "127.0.0.1:0")
+	admin := d.adminBase(t)
+	for _, tc := range []struct {
+		url, want string
+		status    int
+	}{
+		{d.base + "/metrics", `{"detail":"Not Found"}`, http.StatusNotFound},
+		{d.base + "/healthz", `{"status":"ok"}`, http.StatusOK},
+		{d.base + "/readyz", `{"status":"ready"}`, http.StatusOK},
+		{admin + "/metrics", "presenced_connections 0", http.StatusOK},
+		{admin + "/healthz", `{"status":"ok"}`, http.StatusOK},
+		{admin + "/readyz", `{"status":"ready"}`, http.StatusOK},
+		{admin + "/users/me/status", `{"detail":"Not Found"}`, http.StatusNotFound},
+	} {
+		if code, body := getURL(t, tc.url); code != tc.status || !strings.Contains(body, tc.want) {
+			t.Errorf("GET %s: %d %.200s, want %d with %s", tc.url, code, body, tc.status, tc.want)
+		}
+	}
+	// Without it, /metrics stays on the public port.
+	plain := startDaemon(t)
+	if code, body := plain.get(t, "/metrics"); code != http.StatusOK || !strings.Contains(body, "presenced_connections") {
+		t.Fatalf("/metrics without -admin-addr: %d", code)
+	}
+	err := run(context.Background(), []string{"-dev", "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:99999"}, func(string) string { return "" }, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "-admin-addr") {
+		t.Fatalf("a bad -admin-addr: %v, want an error naming the flag", err)
 	}
 }
