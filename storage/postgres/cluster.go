@@ -161,7 +161,7 @@ func (s *Store) renew(ctx context.Context) error {
 	s.mu.Unlock()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ($1, now() + $2::interval, $2::interval)
-			ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, lease_ttl = EXCLUDED.lease_ttl`, s.cfg.NodeID, s.cfg.LeaseTTL); err != nil {
+			ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, lease_ttl = EXCLUDED.lease_ttl, stopped = false`, s.cfg.NodeID, s.cfg.LeaseTTL); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO presence_sessions (user_id, node_id) SELECT u, $2 FROM unnest($1::bigint[]) AS u
@@ -209,18 +209,24 @@ func (s *Store) sweep(ctx context.Context) error {
 		return err
 	}
 	rows, err = s.pool.Query(ctx, `DELETE FROM presence_nodes n WHERE presence_lease_end(lease_until, lease_ttl) <= now()
-		AND NOT EXISTS (SELECT 1 FROM presence_sessions s WHERE s.node_id = n.node_id) RETURNING node_id`)
+		AND NOT EXISTS (SELECT 1 FROM presence_sessions s WHERE s.node_id = n.node_id) RETURNING node_id, stopped`)
 	if err != nil {
 		return err
 	}
-	gone, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var gone string
+	var stopped bool
+	// Only the node whose sweep removes a node says so, so that a death is
+	// one line in the whole cluster's logs.
+	_, err = pgx.ForEachRow(rows, []any{&gone, &stopped}, func() error {
+		if stopped {
+			s.log.Info("node left: it stopped and its grace ended", "node_id", gone)
+		} else {
+			s.log.Warn("node died: its lease ran out", "node_id", gone)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	// Only the node whose sweep removes a dead node says so, so that a
-	// death is one line in the whole cluster's logs.
-	for _, id := range gone {
-		s.log.Warn("node died: its lease ran out", "node_id", id)
 	}
 	if len(ids) > 0 {
 		s.log.Info("swept users of dead nodes and expired heartbeats", "users", len(ids), "turned_offline", offline)

@@ -165,7 +165,7 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	s.schema, s.channel = schema, "presence:"+schema
 	_, err = conn.Exec(ctx, `INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ($1, now() + $2::interval, $2::interval)
-		ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, lease_ttl = EXCLUDED.lease_ttl`, s.cfg.NodeID, s.cfg.LeaseTTL)
+		ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, lease_ttl = EXCLUDED.lease_ttl, stopped = false`, s.cfg.NodeID, s.cfg.LeaseTTL)
 	if err != nil {
 		return fmt.Errorf("register node: %w", err)
 	}
@@ -221,7 +221,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.closed.Do(func() {
 		s.stop()
 		<-s.stopped
-		_, err = s.pool.Exec(ctx, `UPDATE presence_nodes SET lease_until = now() + $2::interval, lease_ttl = $2::interval WHERE node_id = $1`,
+		_, err = s.pool.Exec(ctx, `UPDATE presence_nodes SET lease_until = now() + $2::interval, lease_ttl = $2::interval, stopped = true WHERE node_id = $1`,
 			s.cfg.NodeID, s.cfg.Grace)
 		if err != nil {
 			err = fmt.Errorf("release lease: %w", err)

@@ -323,8 +323,13 @@ func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
 	if took := time.Since(stopped); took < fast.Grace-100*time.Millisecond {
 		t.Fatalf("user of a gracefully stopped node offline after %v, before the grace of %v", took, fast.Grace)
 	}
-	// The sweep removes the nodes once their users are decided.
+	// The sweep removes the nodes once their users are decided, and tells
+	// a stop from a death.
 	pgtest.WaitUntil(t, url, `SELECT array_agg(node_id) = ARRAY['b'] FROM presence_nodes`)
+	logs.waitFor(t, `msg="node left: it stopped and its grace ended" node_id=c`)
+	if strings.Contains(logs.String(), `msg="node died: its lease ran out" node_id=c`) {
+		t.Fatalf("a graceful stop logged as a death:\n%s", logs.String())
+	}
 }
 
 // logBuffer collects a store's log lines for a test to wait on.
@@ -337,6 +342,12 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func (b *logBuffer) waitFor(t *testing.T, line string) {
