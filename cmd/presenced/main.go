@@ -279,6 +279,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// The admin listener, when asked for, serves until the very end, so
 	// that probes and scrapes see the shutdown through.
 	adminDone := make(chan error, 1)
+	var adminAddr string // where it listens, for the start-up line
 	if o.adminAddr != "" {
 		adminLn, err := net.Listen("tcp", o.adminAddr)
 		if err != nil {
@@ -294,7 +295,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			_ = adminSrv.Shutdown(ctx)
 			<-adminExited
 		}()
-		log.Info("admin listening", "addr", adminLn.Addr().String())
+		adminAddr = adminLn.Addr().String()
 	}
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
@@ -304,7 +305,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- httpSrv.Serve(ln) }()
 
-	logStartup(log, ln.Addr().String(), &o, st)
+	logStartup(log, ln.Addr().String(), adminAddr, &o, st)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -86,7 +86,7 @@ func (d *daemon) wait(t *testing.T) error {
 // that announces it.
 func (d *daemon) adminBase(t *testing.T) string {
 	t.Helper()
-	m := regexp.MustCompile(`"msg":"admin listening","addr":"([^"]+)"`).FindStringSubmatch(d.stderr.String())
+	m := regexp.MustCompile(`"msg":"listening","addr":"[^"]+","admin_addr":"([^"]+)"`).FindStringSubmatch(d.stderr.String())
 	if m == nil {
 		t.Fatalf("no admin listener in the log:\n%s", d.stderr.String())
 	}

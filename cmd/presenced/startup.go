@@ -11,9 +11,14 @@ import (
 // it listens, which build it is, where statuses live, and whether it runs
 // in development mode. Its message, "listening", and its first field,
 // "addr", are what tests and tools wait for (web/test/helpers.mjs, the
-// cluster tests' startNode).
-func logStartup(log *slog.Logger, addr string, o *options, st storage) {
-	attrs := append([]any{"addr", addr, "version", version.Get().Version}, st.describe...)
+// cluster tests' startNode); admin_addr, when there is an admin listener,
+// comes next.
+func logStartup(log *slog.Logger, addr, adminAddr string, o *options, st storage) {
+	attrs := []any{"addr", addr}
+	if adminAddr != "" {
+		attrs = append(attrs, "admin_addr", adminAddr)
+	}
+	attrs = append(append(attrs, "version", version.Get().Version), st.describe...)
 	attrs = append(attrs, "dev", o.dev)
 	level := slog.LevelInfo
 	if o.dev {

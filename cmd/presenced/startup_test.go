@@ -58,6 +58,13 @@ func TestStartupLineSaysWhatRunsAndWhere(t *testing.T) {
 			t.Fatalf("start-up line: %v", rec)
 		}
 	})
+	t.Run("admin listener", func(t *testing.T) {
+		_, logs, _ := startServer(t, []string{"-admin-addr", "127.0.0.1:0"}, map[string]string{"PRESENCE_JWT_SECRET": startupSecret})
+		rec := startupLine(t, logs.String())
+		if admin, _ := rec["admin_addr"].(string); !strings.HasPrefix(admin, "127.0.0.1:") || admin == rec["addr"] {
+			t.Fatalf("start-up line with -admin-addr: %v", rec)
+		}
+	})
 	t.Run("dev with a made-up secret", func(t *testing.T) {
 		_, logs, _ := startServer(t, []string{"-dev"}, nil)
 		rec := startupLine(t, logs.String())
