@@ -522,6 +522,14 @@ func (h *Hub) install(u *user, r Record, now time.Time) {
 	if r.HeartbeatLeft > 0 {
 		u.storeHB = now.Add(r.HeartbeatLeft)
 	}
+	// A device heartbeat the store held and holds no more was ended there
+	// (a socket of the device took it over, perhaps on another node): the
+	// copy this node received must not bring it back.
+	for dev := range u.storeDevHB {
+		if _, still := r.DeviceHeartbeats[dev]; !still && dev != "" {
+			delete(u.localHB, dev)
+		}
+	}
 	u.storeDevHB = nil
 	for dev, left := range r.DeviceHeartbeats {
 		if u.storeDevHB == nil {

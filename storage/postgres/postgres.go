@@ -138,6 +138,10 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if err := s.dropPreviousSessions(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	// The cluster's size is known from the start, not from the first
 	// sweep: an alert on too few nodes must not fire at every deploy.
 	if err := s.observeNodes(ctx); err != nil {
@@ -148,6 +152,28 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	s.stop, s.stopped = stop, make(chan struct{})
 	go s.maintain(mctx)
 	return s, nil
+}
+
+// dropPreviousSessions ends the sessions the database still holds under
+// this node's id. A node that starts holds no connection, so those are
+// its previous life's, which ended without a word (a crash, kill -9) and
+// which the restart made look alive again by renewing the lease: a node
+// started again with the same -node-id would otherwise keep their users
+// online for good. Their users are decided again at once.
+func (s *Store) dropPreviousSessions(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `DELETE FROM presence_sessions WHERE node_id = $1 RETURNING user_id`, s.cfg.NodeID)
+	if err != nil {
+		return fmt.Errorf("drop the previous sessions: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("drop the previous sessions: %w", err)
+	}
+	if len(ids) > 0 {
+		s.log.Warn("dropped the sessions of this node's previous run", "node_id", s.cfg.NodeID, "users", len(ids))
+	}
+	_, err = s.refresh(ctx, ids)
+	return err
 }
 
 func (s *Store) init(ctx context.Context) error {
