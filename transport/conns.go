@@ -187,8 +187,8 @@ func (t *idleConns) close(victims []net.Conn) {
 	}
 	t.mu.Unlock()
 	if n > 0 {
-		t.log.Warn("closed the longest-waiting idle connections: more wait for a request than -max-idle-connections allows, or the process ran out of files",
-			"closed", n, "max", t.max)
+		t.log.Warn("closed the longest-waiting idle connections: more wait for a request than -max-idle-connections allows, or the process ran out of files (one line per 10 s at most)",
+			"closed_since_last_line", n, "max", t.max)
 	}
 }
 

@@ -114,6 +114,13 @@ func closedByServer(t *testing.T, c net.Conn, r io.Reader) {
 	}
 }
 
+// closedYet says whether the server has closed c, looking for a moment.
+func closedYet(c net.Conn, r io.Reader) bool {
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := r.Read(make([]byte, 1))
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 func TestAKeptAliveConnectionIsClosedAtTheIdleTimeout(t *testing.T) {
 	b := startBounded(t, transport.ConnConfig{IdleTimeout: 200 * time.Millisecond})
 	c := b.dial()
@@ -175,11 +182,17 @@ func TestConnectionsWaitingForARequestAreCapped(t *testing.T) {
 		}
 		kept, readers = append(kept, c), append(readers, r)
 	}
-	for range 50 {
-		b.dial()
-	}
+	// A kept-alive connection begins to wait when the server has written
+	// its answer and turned back to read, a moment after the client has
+	// the answer: so new silent connections keep coming until each kept
+	// one is closed, as a flood would.
 	for i, c := range kept {
-		closedByServer(t, c, readers[i])
+		for n := 0; !closedYet(c, readers[i]); n++ {
+			if n == 500 {
+				t.Fatalf("kept-alive connection %d still open after %d newer silent ones", i, n)
+			}
+			b.dial()
+		}
 	}
 	for _, c := range silent[1:] {
 		closedByServer(t, c, nil)
