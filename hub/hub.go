@@ -593,6 +593,7 @@ func (u *user) pruneHeartbeats(now time.Time) {
 // decided from memory during an outage, then stored).
 func samePresence(a, b Presence) bool {
 	return a.UserID == b.UserID && a.Username == b.Username && a.Online == b.Online &&
+		a.LastSeen.IsZero() == b.LastSeen.IsZero() &&
 		a.Busy == b.Busy && (a.WaitTime == nil) == (b.WaitTime == nil) &&
 		(a.WaitTime == nil || *a.WaitTime == *b.WaitTime)
 }

@@ -15,7 +15,10 @@ type Status struct {
 	// AppearOffline records that the user set is_online=false themselves;
 	// it holds until they set is_online=true again.
 	AppearOffline bool
-	Busy          bool
+	// HideLastSeen records that the user set last_seen_visible=false:
+	// others then read no last_seen, only whether they are online.
+	HideLastSeen bool
+	Busy         bool
 	// BusySince is when Busy last turned true; zero while not busy.
 	BusySince time.Time
 	// WaitTime is the expected call length in minutes; nil when unknown.
@@ -35,18 +38,14 @@ func (s Status) Clone() Status {
 // user who appears offline shows as offline and not busy, as of the
 // moment they went invisible, whatever they do meanwhile.
 func (s Status) Presence() Presence {
-	if s.AppearOffline {
-		return Presence{UserID: s.UserID, Username: s.Username, LastSeen: s.LastSeen}
+	p := Presence{UserID: s.UserID, Username: s.Username, LastSeen: s.LastSeen}
+	if !s.AppearOffline {
+		p.Online, p.Busy, p.BusySince, p.WaitTime = s.Online, s.Busy, s.BusySince, s.WaitTime
 	}
-	return Presence{
-		UserID:    s.UserID,
-		Username:  s.Username,
-		Online:    s.Online,
-		Busy:      s.Busy,
-		BusySince: s.BusySince,
-		WaitTime:  s.WaitTime,
-		LastSeen:  s.LastSeen,
+	if s.HideLastSeen {
+		p.LastSeen = time.Time{}
 	}
+	return p
 }
 
 // Presence is what a watcher learns about a user.
@@ -91,6 +90,8 @@ type StatusUpdate struct {
 	// WaitTimeSet says that WaitTime was given; WaitTime nil then clears it.
 	WaitTimeSet bool
 	WaitTime    *int
+	// LastSeenVisible, when set, says whether others may read last_seen.
+	LastSeenVisible *bool
 }
 
 // Then returns one update with the effect of u followed by next, from
@@ -104,9 +105,12 @@ type StatusUpdate struct {
 func (u StatusUpdate) Then(next StatusUpdate) (StatusUpdate, bool) {
 	endsCall := u.Busy != nil && !*u.Busy
 	startsCall := next.Busy != nil && *next.Busy
-	m := StatusUpdate{Online: next.Online, Busy: next.Busy}
+	m := StatusUpdate{Online: next.Online, Busy: next.Busy, LastSeenVisible: next.LastSeenVisible}
 	if m.Online == nil {
 		m.Online = u.Online
+	}
+	if m.LastSeenVisible == nil {
+		m.LastSeenVisible = u.LastSeenVisible
 	}
 	if m.Busy == nil {
 		m.Busy = u.Busy
@@ -127,7 +131,7 @@ func (u StatusUpdate) Then(next StatusUpdate) (StatusUpdate, bool) {
 
 // Empty reports whether u changes nothing.
 func (u StatusUpdate) Empty() bool {
-	return u.Online == nil && u.Busy == nil && !u.WaitTimeSet
+	return u.Online == nil && u.Busy == nil && !u.WaitTimeSet && u.LastSeenVisible == nil
 }
 
 // Errors returned by the hub. Transports map them to status codes.

@@ -262,6 +262,9 @@ func Decide(row Row, exists bool, op Op, vouchers int, now time.Time) (Row, bool
 		if up.Online != nil {
 			st.AppearOffline = !*up.Online
 		}
+		if up.LastSeenVisible != nil {
+			st.HideLastSeen = !*up.LastSeenVisible
+		}
 		if up.Busy != nil {
 			if *up.Busy && !st.Busy {
 				st.BusySince = made

@@ -237,3 +237,35 @@ func TestStayingOverTheRateCloses4429(t *testing.T) {
 	// Another socket of the same user has its own bucket.
 	alive(e.dial(e.token(1, "a")))
 }
+
+func TestLastSeenCanBeHiddenFromOthers(t *testing.T) {
+	e := newEnv(t, options{})
+	watcher := e.dial(e.token(1, "w"))
+	watcher.subscribe(2)
+	tok := e.token(2, "b")
+	c := e.dial(tok)
+	if ev := watcher.presence(2, true); ev["last_seen"] == nil {
+		t.Fatalf("event %v lacks last_seen", ev)
+	}
+	r := e.do("PATCH", "/users/me/status", tok, `{"last_seen_visible":false}`)
+	if m := r.object(t); r.status != 200 || m["last_seen_visible"] != false || m["last_seen"] == nil {
+		t.Fatalf("own status after hiding last_seen: %d %s", r.status, r.body)
+	}
+	// Watchers hear that last_seen went, and read it as null from now on.
+	if ev := watcher.next(); ev["last_seen"] != nil || ev["is_online"] != true {
+		t.Fatalf("event after hiding last_seen: %v", ev)
+	}
+	if p := e.do("GET", "/users/2/presence", e.token(3, "c"), "").object(t); p["last_seen"] != nil || p["is_online"] != true {
+		t.Fatalf("others read %v", p)
+	}
+	if r := e.do("PATCH", "/users/me/status", tok, `{"last_seen_visible":"no"}`); r.status != 400 || !strings.Contains(r.detail(t), "last_seen_visible") {
+		t.Fatalf("a bad last_seen_visible: %d %s", r.status, r.body)
+	}
+	c.send(`{"type":"set_status","last_seen_visible":true,"id":1}`)
+	if m := c.expect("status"); m["status"].(map[string]any)["last_seen_visible"] != true {
+		t.Fatalf("socket answer %v", m)
+	}
+	if ev := watcher.next(); ev["last_seen"] == nil {
+		t.Fatalf("event after showing last_seen again: %v", ev)
+	}
+}

@@ -29,7 +29,7 @@ func keys(m map[string]any) string {
 // checkUserStatus checks a UserStatus field for field against the seed API.
 func checkUserStatus(t *testing.T, m map[string]any, user int64) {
 	t.Helper()
-	if got, want := keys(m), "busy_since,created_at,is_busy,is_online,last_seen,updated_at,user_id,wait_time"; got != want {
+	if got, want := keys(m), "busy_since,created_at,is_busy,is_online,last_seen,last_seen_visible,updated_at,user_id,wait_time"; got != want {
 		t.Fatalf("UserStatus fields %s, want %s", got, want)
 	}
 	if m["user_id"] != float64(user) {

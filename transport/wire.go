@@ -31,6 +31,9 @@ type statusJSON struct {
 	// BusySince is when is_busy turned true; null while not busy. Not in
 	// the seed API; added after its fields.
 	BusySince *time.Time `json:"busy_since"`
+	// LastSeenVisible says whether others may read last_seen; not in the
+	// seed API either.
+	LastSeenVisible bool `json:"last_seen_visible"`
 }
 
 // presenceJSON is the seed API's UserPresence.
@@ -58,7 +61,7 @@ func toStatusJSON(s hub.Status) statusJSON {
 	return statusJSON{
 		UserID: s.UserID, IsOnline: s.Online, IsBusy: s.Busy, WaitTime: s.WaitTime,
 		LastSeen: wireTime(s.LastSeen), CreatedAt: wireTime(s.CreatedAt), UpdatedAt: wireTime(s.UpdatedAt),
-		BusySince: wireTime(s.BusySince),
+		BusySince: wireTime(s.BusySince), LastSeenVisible: !s.HideLastSeen,
 	}
 }
 
@@ -158,6 +161,9 @@ type statusFields struct {
 	IsOnline json.RawMessage `json:"is_online"`
 	IsBusy   json.RawMessage `json:"is_busy"`
 	WaitTime json.RawMessage `json:"wait_time"`
+	// LastSeenVisible is not in the seed API: false hides last_seen from
+	// others.
+	LastSeenVisible json.RawMessage `json:"last_seen_visible"`
 }
 
 // set fills the status field called name with value; it reports whether
@@ -172,6 +178,8 @@ func (f *statusFields) set(name string, value json.RawMessage) (bool, error) {
 		dst = &f.IsBusy
 	case "wait_time":
 		dst = &f.WaitTime
+	case "last_seen_visible":
+		dst = &f.LastSeenVisible
 	default:
 		return false, nil
 	}
@@ -272,6 +280,9 @@ func (f statusFields) update() (hub.StatusUpdate, error) {
 		if up.WaitTime, err = parseWaitTime(f.WaitTime); err != nil {
 			return up, err
 		}
+	}
+	if up.LastSeenVisible, err = parseBool("last_seen_visible", f.LastSeenVisible); err != nil {
+		return up, err
 	}
 	if up.Empty() {
 		return up, errNoFields

@@ -261,14 +261,14 @@ func (s *Store) writeBatch(ids []int64, users map[int64]*batchUser, node nodeSta
 		b.Queue(`UPDATE presence_status p SET username = c.username, online = c.online, appear_offline = c.appear_offline,
 				busy = c.busy, wait_time = c.wait_time, last_seen = c.last_seen, created_at = c.created_at,
 				updated_at = c.updated_at, heartbeat_until = c.heartbeat_until, version = c.version,
-				device_heartbeats = c.device_heartbeats, busy_since = c.busy_since
+				device_heartbeats = c.device_heartbeats, busy_since = c.busy_since, hide_last_seen = c.hide_last_seen
 			FROM unnest($1::bigint[], $2::text[], $3::bool[], $4::bool[], $5::bool[], $6::int[], $7::timestamptz[],
-				$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::jsonb[], $13::timestamptz[])
+				$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::jsonb[], $13::timestamptz[], $14::bool[])
 				AS c(user_id, username, online, appear_offline, busy, wait_time, last_seen, created_at, updated_at, heartbeat_until, version,
-					device_heartbeats, busy_since)
+					device_heartbeats, busy_since, hide_last_seen)
 			WHERE p.user_id = c.user_id`,
 			ch.id, ch.username, ch.online, ch.hidden, ch.busy, ch.wait, ch.lastSeen, ch.created, ch.updated, ch.heartbeat, ch.version,
-			ch.devices, ch.busySince)
+			ch.devices, ch.busySince, ch.hideLastSeen)
 	}
 	if len(notices) > 0 {
 		// unnest yields the payloads in order, so the other nodes hear of
@@ -284,6 +284,7 @@ type changedRows struct {
 	id                         []int64
 	username                   []string
 	online, hidden, busy       []bool
+	hideLastSeen               []bool
 	wait                       []*int32
 	lastSeen, created, updated []time.Time
 	heartbeat, busySince       []*time.Time
@@ -310,4 +311,5 @@ func (c *changedRows) add(r hub.Row) {
 	c.version = append(c.version, r.Version)
 	c.devices = append(c.devices, deviceJSON(r.DeviceHeartbeats))
 	c.busySince = append(c.busySince, nullTime(r.BusySince))
+	c.hideLastSeen = append(c.hideLastSeen, r.HideLastSeen)
 }

@@ -31,6 +31,7 @@ type wireRecord struct {
 	// Devices holds each device heartbeat's time left, in milliseconds.
 	Devices   map[string]int64 `json:"d,omitempty"`
 	BusySince int64            `json:"bs,omitempty"`
+	HideSeen  bool             `json:"hs,omitempty"`
 }
 
 // message is one NOTIFY payload: a changed record, or last_seen times as
@@ -51,6 +52,7 @@ func encodeRecord(r hub.Record) string {
 	if !r.BusySince.IsZero() {
 		w.BusySince = r.BusySince.UnixMicro()
 	}
+	w.HideSeen = r.HideLastSeen
 	for dev, left := range r.DeviceHeartbeats {
 		if w.Devices == nil {
 			w.Devices = make(map[string]int64, len(r.DeviceHeartbeats))
@@ -114,7 +116,7 @@ func (w *wireRecord) record() hub.Record {
 		Status: hub.Status{
 			UserID: w.UserID, Username: w.Username, Online: w.Online, AppearOffline: w.Hidden, Busy: w.Busy,
 			WaitTime: w.WaitTime, LastSeen: micro(w.LastSeen), CreatedAt: micro(w.Created), UpdatedAt: micro(w.Updated),
-			BusySince: micro(w.BusySince),
+			BusySince: micro(w.BusySince), HideLastSeen: w.HideSeen,
 		},
 		Version:          w.Version,
 		HeartbeatLeft:    time.Duration(w.HBLeftMs) * time.Millisecond,

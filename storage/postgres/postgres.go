@@ -272,7 +272,7 @@ func (s *Store) CheckListener(context.Context) error {
 	return nil
 }
 
-const columns = `user_id, username, online, appear_offline, busy, wait_time, last_seen, created_at, updated_at, heartbeat_until, version, device_heartbeats, busy_since`
+const columns = `user_id, username, online, appear_offline, busy, wait_time, last_seen, created_at, updated_at, heartbeat_until, version, device_heartbeats, busy_since, hide_last_seen`
 
 // LoadAll returns every stored status.
 func (s *Store) LoadAll(ctx context.Context) ([]hub.Record, error) {
@@ -322,7 +322,7 @@ type rowWithNow struct {
 
 func (c *rowWithNow) dest() []any {
 	return []any{&c.now, &c.r.UserID, &c.r.Username, &c.r.Online, &c.r.AppearOffline, &c.r.Busy, &c.wait,
-		&c.r.LastSeen, &c.r.CreatedAt, &c.r.UpdatedAt, &c.hb, &c.r.Version, &c.devices, &c.busySince}
+		&c.r.LastSeen, &c.r.CreatedAt, &c.r.UpdatedAt, &c.hb, &c.r.Version, &c.devices, &c.busySince, &c.r.HideLastSeen}
 }
 
 func (c *rowWithNow) row() hub.Row {

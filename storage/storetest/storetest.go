@@ -318,6 +318,20 @@ func Run(t *testing.T, newStore func(t *testing.T) hub.Store) {
 			t.Fatalf("loaded busy_since %v after the call", got.BusySince)
 		}
 	})
+	t.Run("LastSeenCanBeHidden", func(t *testing.T) {
+		s := newStore(t)
+		apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 47, Username: "eve"})
+		rec := apply(t, s, update(47, hub.StatusUpdate{LastSeenVisible: ptr(false)}))
+		if !rec.HideLastSeen || rec.LastSeen.IsZero() || !rec.Presence().LastSeen.IsZero() || !rec.Online {
+			t.Fatalf("after hiding last_seen: %+v, presence %+v", rec.Status, rec.Presence())
+		}
+		if got := loadOne(t, s, 47); !got.HideLastSeen {
+			t.Fatal("hidden last_seen not stored")
+		}
+		if rec := apply(t, s, update(47, hub.StatusUpdate{LastSeenVisible: ptr(true)})); rec.HideLastSeen || rec.Presence().LastSeen.IsZero() {
+			t.Fatalf("after showing it again: %+v", rec.Status)
+		}
+	})
 	t.Run("WhileInvisibleLastSeenStays", func(t *testing.T) {
 		s := newStore(t)
 		apply(t, s, hub.Op{Kind: hub.OpConnect, UserID: 46, Username: "ann"})
