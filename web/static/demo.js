@@ -12,7 +12,10 @@ let session = null;
 /** @type {PresenceClient | null} */
 let client = null;
 const rows = new Map(); // user id -> <li>
-let busyRequest = false;
+// The user's own UserStatus as the server last gave it: the client's
+// answers, or the page's own read at sign-in (the public presence of an
+// invisible user hides their call).
+let ownStatus = null;
 
 function save() {
   if (session) sessionStorage.setItem(KEY, JSON.stringify(session));
@@ -45,6 +48,27 @@ function minutes(n) {
   return `${n} min`;
 }
 
+// span says a number of minutes as "12 min", "1 h 5 min", "2 h".
+function span(n) {
+  if (n < 60) return `${n} min`;
+  const h = Math.floor(n / 60);
+  return n % 60 ? `${h} h ${n % 60} min` : `${h} h`;
+}
+
+// busyText: "Busy for 12 min · about 3 min left", "Busy for 20 min" once
+// past the wait time, "Busy for under a minute" at the start; without a
+// busy_since (an older server, or a change not confirmed yet) only the
+// wait time the user gave.
+function busyText(busySince, waitTime) {
+  const since = busySince ? Date.parse(busySince) : NaN;
+  if (Number.isNaN(since)) return waitTime != null ? `Busy · ${minutes(waitTime)} expected` : 'Busy';
+  const elapsed = Math.max(0, Date.now() - since) / 60000;
+  const text = elapsed < 1 ? 'Busy for under a minute' : `Busy for ${span(Math.floor(elapsed))}`;
+  if (waitTime == null) return text;
+  const left = waitTime - elapsed;
+  return left > 0 ? `${text} · about ${span(Math.ceil(left))} left` : text;
+}
+
 function ago(iso) {
   const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
   if (s < 45) return 'just now';
@@ -58,7 +82,7 @@ function describe(p) {
   switch (stateOf(p)) {
     case 'unknown': return 'Never seen';
     case 'online': return 'Online';
-    case 'busy': return p.wait_time != null ? `Busy · about ${minutes(p.wait_time)}` : 'Busy';
+    case 'busy': return busyText(p.busy_since, p.wait_time);
     default: return p.last_seen ? `Offline · last seen ${ago(p.last_seen)}` : 'Offline';
   }
 }
@@ -79,41 +103,61 @@ function renderPerson(id) {
   const p = client.get(id);
   const state = stateOf(p);
   li.dataset.state = state;
+  // A stale entry is what the page knew when it last heard the server:
+  // greyed, and saying so.
+  li.dataset.stale = String(p?.stale === true);
   const name = p?.username || `User ${id}`;
   li.querySelector('.name').textContent = name;
   const detail = li.querySelector('.detail');
-  detail.textContent = describe(p);
-  detail.title = p?.last_seen ? 'Last seen ' + new Date(p.last_seen).toLocaleString() : '';
+  detail.textContent = p?.stale ? `Last known · ${describe(p)}` : describe(p);
+  const seen = p?.last_seen ? 'Last seen ' + new Date(p.last_seen).toLocaleString() : '';
+  detail.title = p?.stale ? `Not live since ${new Date(p.stale_since).toLocaleString()}` + (seen ? ` · ${seen}` : '') : seen;
   const avatar = li.querySelector('.avatar');
   avatar.textContent = initial(p?.username, id);
   avatar.style.background = `hsl(${hue(id)} 45% 48%)`;
 }
 
-function renderMe() {
+// myView is the user's own status as this page should show it: what they
+// asked for, over what the server last said. The public presence (our own
+// subscription) is live, but hides the call of a user who appears offline.
+function myView() {
   const me = client.get(session.user_id);
+  const live = me && !me.stale ? me : null;
+  const want = client.desiredStatus;
+  // While this page is connected the user is online, so an offline self
+  // can only mean "appear offline".
+  let hidden = false;
+  if (want.is_online !== undefined) hidden = !want.is_online;
+  else if (live && client.state === State.CONNECTED) hidden = !live.is_online;
+  else if (ownStatus) hidden = !ownStatus.is_online;
+  const from = !hidden && live ? live : (ownStatus ?? live);
+  const busy = want.is_busy ?? from?.is_busy === true;
+  const wait = !busy ? null : 'wait_time' in want ? want.wait_time : (from?.wait_time ?? null);
+  // A call the server has not confirmed yet has no start.
+  const since = busy && from?.is_busy ? (from.busy_since ?? null) : null;
+  return { hidden, busy, wait, since };
+}
+
+function renderMe() {
+  const v = myView();
   const connected = client.state === State.CONNECTED;
-  // While connected, an offline self can only mean "appear offline".
-  const hidden = connected && me !== undefined && !me.is_online;
-  const busy = me?.is_busy === true;
   const avatar = $('me-avatar');
-  avatar.dataset.state = connected ? stateOf(me) : 'unknown';
+  avatar.dataset.state = !connected ? 'unknown' : v.hidden ? 'offline' : v.busy ? 'busy' : 'online';
   avatar.textContent = initial(session.username, session.user_id);
   avatar.style.background = `hsl(${hue(session.user_id)} 45% 48%)`;
   $('me-name').textContent = `${session.username} · #${session.user_id}`;
-  let text;
-  if (!connected) text = client.state === State.STOPPED ? 'Disconnected' : 'Connecting…';
-  else if (hidden) text = 'Appearing offline' + (busy ? ' (busy)' : '');
-  else text = me ? describe(me) : 'Online';
+  let text = v.busy ? busyText(v.since, v.wait) : 'Online';
+  if (v.hidden) text = 'Appearing offline' + (v.busy ? ' (busy)' : '');
+  if (!connected) text = (client.state === State.STOPPED ? 'Disconnected' : 'Connecting…') + ` · ${text}`;
+  if (client.statusPending) text += connected ? ' · sending…' : ' · will be sent when back online';
   $('me-state').textContent = text;
   const busyBtn = $('toggle-busy');
-  busyBtn.setAttribute('aria-pressed', String(busy));
-  busyBtn.textContent = busy ? 'Busy — tap to end' : 'Busy';
-  busyBtn.disabled = busyRequest;
-  if (busy) $('wait-time').value = me.wait_time == null ? '' : String(me.wait_time);
+  busyBtn.setAttribute('aria-pressed', String(v.busy));
+  busyBtn.textContent = v.busy ? 'Busy — tap to end' : 'Busy';
+  if (v.busy) $('wait-time').value = v.wait == null ? '' : String(v.wait);
   const hiddenBtn = $('toggle-hidden');
-  hiddenBtn.setAttribute('aria-pressed', String(hidden));
-  hiddenBtn.textContent = hidden ? 'Appear online' : 'Appear offline';
-  hiddenBtn.disabled = busyRequest;
+  hiddenBtn.setAttribute('aria-pressed', String(v.hidden));
+  hiddenBtn.textContent = v.hidden ? 'Appear online' : 'Appear offline';
 }
 
 function renderTransport() {
@@ -125,6 +169,8 @@ function renderTransport() {
     text = 'Disconnected';
   } else if (client?.state === State.PAUSED) {
     text = 'Paused';
+  } else if (key === Transport.NONE && [...rows.keys()].some((id) => client.get(id)?.stale)) {
+    text = 'Reconnecting · last known';
   } else if (key === Transport.WEBSOCKET) {
     text = 'Live · WebSocket';
   } else if (key === Transport.POLLING) {
@@ -185,18 +231,33 @@ function unwatch(id) {
   client.unsubscribe([id]).catch(() => {});
 }
 
+// changeStatus asks for a change and shows it at once: the client keeps
+// the newest ask and makes the server hold it, so a tap is never lost to
+// a bad network, and taps in a row need no waiting.
 async function changeStatus(update) {
-  busyRequest = true;
-  renderMe();
   showError($('me-error'));
+  const asked = client.setStatus(update);
+  renderMe();
   try {
-    await client.setStatus(update);
+    await asked;
   } catch (err) {
-    showError($('me-error'), err.message);
+    // queued: still kept, and sent when the page is back online (renderMe says so).
+    if (!err.queued) showError($('me-error'), err.message);
   } finally {
-    busyRequest = false;
     renderMe();
   }
+}
+
+// readOwnStatus fetches the user's own status once, when the page first
+// connects (then is_online false can only mean "appear offline"): after a
+// reload the page has asked for nothing yet, and an invisible user's
+// public presence does not show their call.
+async function readOwnStatus(c) {
+  try {
+    const res = await fetch('/users/me/status', { headers: { Authorization: 'Bearer ' + session.token } });
+    if (res.ok && client === c && !c.lastStatus) ownStatus = await res.json();
+  } catch { /* the client's own answers will tell */ }
+  if (client === c) renderMe();
 }
 
 function start() {
@@ -210,7 +271,13 @@ function start() {
     }
   });
   client.on('transport', () => { renderTransport(); renderMe(); });
+  const c = client;
+  let read = false;
   client.on('state', (state) => {
+    if (state === State.CONNECTED && !read) {
+      read = true;
+      readOwnStatus(c);
+    }
     renderTransport();
     renderMe();
     if (state === State.STOPPED) {
@@ -218,6 +285,10 @@ function start() {
         ? 'The server refused the sign-in (a restarted dev server signs with a new key): sign out and in again.'
         : `Disconnected: ${client.lastError?.message}`);
     }
+  });
+  client.on('status', (st) => {
+    ownStatus = st;
+    renderMe();
   });
   client.on('error', (err) => console.warn('presence:', err.message));
   client.connect();
@@ -232,6 +303,7 @@ function start() {
 function signOut() {
   client?.close();
   client = null;
+  ownStatus = null;
   session = null;
   save();
   rows.clear();
@@ -292,28 +364,28 @@ $('watch-form').addEventListener('submit', (ev) => {
 });
 
 $('toggle-busy').addEventListener('click', () => {
-  const busy = client.get(session.user_id)?.is_busy === true;
   const wait = $('wait-time').value;
-  changeStatus(busy ? { is_busy: false } : { is_busy: true, wait_time: wait === '' ? null : Number(wait) });
+  changeStatus(myView().busy ? { is_busy: false } : { is_busy: true, wait_time: wait === '' ? null : Number(wait) });
 });
 
 $('wait-time').addEventListener('change', () => {
-  if (client.get(session.user_id)?.is_busy) {
+  if (myView().busy) {
     const wait = $('wait-time').value;
     changeStatus({ wait_time: wait === '' ? null : Number(wait) });
   }
 });
 
 $('toggle-hidden').addEventListener('click', () => {
-  changeStatus({ is_online: $('toggle-hidden').getAttribute('aria-pressed') === 'true' });
+  changeStatus({ is_online: myView().hidden });
 });
 
 $('signout').addEventListener('click', signOut);
 
-// "Last seen 3 min ago" ages while the page is open.
+// "Last seen 3 min ago" and "Busy for 12 min" age while the page is open.
 setInterval(() => {
   if (!client) return;
   for (const id of rows.keys()) renderPerson(id);
+  renderMe();
 }, 15000);
 
 session = load();

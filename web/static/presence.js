@@ -326,6 +326,7 @@ export class PresenceClient {
     this._attempt = 0; // reconnect attempts since the last good socket
     this._failures = 0; // socket attempts in a row that never got an answer
     this._held = false; // the reconnect waits out a 4429: network news does not cut it short
+    this._retrySoon = false; // network news came while a socket was opening: if it fails, retry at once
     this._polling = false;
     this._pollRunning = false;
     this._pollWanted = false;
@@ -765,7 +766,9 @@ export class PresenceClient {
     if (!this._running()) return;
     if (this._polling) this._pollNow();
     if (this._ws) {
-      if (this._wsReady) this._ping();
+      // An attempt begun on the old network is likely to fail: then the
+      // next one goes at once rather than after the backoff.
+      if (this._wsReady) this._ping(); else this._retrySoon = true;
       return;
     }
     if (this._held || !this._timers.has('reconnect')) return;
@@ -905,7 +908,12 @@ export class PresenceClient {
     if (!this._running()) return;
     if (count) this._failures++;
     if (this._failures >= this._t.fallbackAfter && this._fetch) this._startPolling();
-    const delay = Math.max(backoffDelay(this._attempt++, this._t, this._random), hold);
+    let delay = Math.max(backoffDelay(this._attempt++, this._t, this._random), hold);
+    if (this._retrySoon && hold === 0) {
+      this._attempt = 0;
+      delay = 0;
+    }
+    this._retrySoon = false;
     this._held = hold > 0;
     this._setTimer('reconnect', delay, () => {
       this._held = false;
@@ -917,6 +925,7 @@ export class PresenceClient {
   // transport from now on.
   _socketReady() {
     this._wsReady = true;
+    this._retrySoon = false;
     this._clearTimer('connect');
     this._attempt = 0;
     this._failures = 0;

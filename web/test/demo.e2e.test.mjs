@@ -11,7 +11,7 @@ import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
 import { PresenceClient } from '../static/presence.js';
-import { devToken, repoRoot, startHttpProxy, startServer } from './helpers.mjs';
+import { devToken, repoRoot, startHttpProxy, startServer, waitFor } from './helpers.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const GRACE_MS = 2000;
@@ -106,6 +106,22 @@ function transportIs(page, t, timeout = 15000) {
   return page.waitForSelector(`#transport[data-transport="${t}"]`, { timeout });
 }
 
+// textIs waits until selector's text is text (or matches it, a RegExp):
+// what a page shows after a change may come a frame later than what
+// the test waited for.
+async function textIs(page, selector, text, timeout = 10000) {
+  const want = text instanceof RegExp ? { source: text.source, flags: text.flags } : text;
+  try {
+    await page.waitForFunction(([sel, w]) => {
+      const got = document.querySelector(sel)?.textContent ?? '';
+      return typeof w === 'string' ? got === w : new RegExp(w.source, w.flags).test(got);
+    }, [selector, want], { timeout });
+  } catch (err) {
+    const got = await page.textContent(selector).catch(() => '(none)');
+    throw new Error(`${selector} shows ${JSON.stringify(got)}, not ${text}: ${err.message}`);
+  }
+}
+
 // nodeClient is another user on a phone app: the same client under Node.
 async function nodeClient(id, name) {
   const c = new PresenceClient({ url: srv.url, token: await devToken(srv.url, id, name), tokenIn: 'header', WebSocket });
@@ -149,9 +165,10 @@ test('two users in two windows see each other live; offline after the grace; the
   const busyMs = await latency(alice, '#toggle-busy', bob, row(1, 'busy'));
   t.diagnostic(`bob saw alice busy ${busyMs} ms after her click`);
   assert.ok(busyMs < 1000, `bob saw alice busy only ${busyMs} ms after her click`);
-  assert.equal(await bob.textContent(row(1) + ' .detail'), 'Busy · about 15 min');
+  // Counted from the server's busy_since: the call has just begun.
+  assert.equal(await bob.textContent(row(1) + ' .detail'), 'Busy for under a minute · about 15 min left');
   await alice.waitForSelector('#toggle-busy[aria-pressed="true"]');
-  assert.equal(await alice.textContent('#me-state'), 'Busy · about 15 min');
+  await textIs(alice, '#me-state', 'Busy for under a minute · about 15 min left');
 
   // And the other way round, with appear offline and back.
   const backMs = await latency(bob, '#toggle-busy', alice, row(2, 'busy'));
@@ -161,7 +178,8 @@ test('two users in two windows see each other live; offline after the grace; the
   await alice.waitForSelector(row(2, 'online'), { timeout: 1000 });
   await bob.click('#toggle-hidden');
   await alice.waitForSelector(row(2, 'offline'), { timeout: 1000 });
-  assert.equal(await bob.textContent('#me-state'), 'Appearing offline');
+  // bob's own answer may come after alice has heard of the change.
+  await textIs(bob, '#me-state', 'Appearing offline');
   await bob.click('#toggle-hidden');
   await alice.waitForSelector(row(2, 'online'), { timeout: 1000 });
 
@@ -224,7 +242,7 @@ test('with WebSockets blocked by a proxy the page works by polling, and returns 
   await gina.selectOption('#wait-time', '5');
   await gina.click('#toggle-busy');
   await frank.waitForSelector(row(7, 'busy'), { timeout: 10000 });
-  assert.equal(await frank.textContent(row(7) + ' .detail'), 'Busy · about 5 min');
+  assert.equal(await frank.textContent(row(7) + ' .detail'), 'Busy for under a minute · about 5 min left');
 
   // The proxy lets WebSockets through again: the page goes back to the
   // socket by itself (its retries back off to at most 10 s).
@@ -235,4 +253,95 @@ test('with WebSockets blocked by a proxy the page works by polling, and returns 
   await frank.waitForSelector(row(7, 'online'), { timeout: 1000 });
   assert.deepEqual(frank.problems, []);
   assert.deepEqual(gina.problems, []);
+});
+
+test('busy counts from busy_since; an outage greys the entries as last known; the online event and a shown tab reconnect at once', { timeout: 120000 }, async (t) => {
+  const proxy = await startHttpProxy();
+  proxy.blocked = false;
+  t.after(() => proxy.close());
+  // A browser whose network the test can take away: everything goes
+  // through the proxy, WebSockets included.
+  const ctx = await launch({ proxy: { server: proxy.url } });
+  const first = ctx.pages()[0] ?? await ctx.newPage();
+  // The page's clock runs on, but the test can move it forward: a call's
+  // minutes pass without waiting for them.
+  await first.clock.install();
+  const holly = await openPage(ctx);
+  await signIn(holly, 8, 'holly');
+  const ian = await nodeClient(9, 'ian');
+  await nodeClient(10, 'jay');
+  await ian.setStatus({ is_busy: true, wait_time: 15 });
+  await ian.subscribe([8]);
+  await watch(holly, '9, 10');
+  await transportIs(holly, 'websocket');
+  await holly.waitForSelector(row(9, 'busy'));
+  await holly.waitForSelector(row(10, 'online'));
+  assert.equal(await holly.textContent(row(9) + ' .detail'), 'Busy for under a minute · about 15 min left');
+  await holly.clock.fastForward('12:00');
+  await textIs(holly, row(9) + ' .detail', 'Busy for 12 min · about 3 min left');
+  // Past the wait time: no "about 15 min" forever.
+  await holly.clock.fastForward('10:00');
+  await textIs(holly, row(9) + ' .detail', 'Busy for 22 min');
+
+  // The network goes.
+  const outage = async () => {
+    proxy.down = true;
+    proxy.cut();
+    await holly.waitForSelector(row(9) + '[data-stale="true"]');
+    await holly.waitForSelector(row(10) + '[data-stale="true"]');
+    // Five attempts have failed: the next waits 5–10 s (the demo's backoff is 500 ms doubling to 10 s).
+    const n = proxy.connects;
+    await waitFor(() => proxy.connects >= n + 5, 'five reconnect attempts', 30000);
+  };
+  await outage();
+  await textIs(holly, row(9) + ' .detail', 'Last known · Busy for 22 min');
+  await textIs(holly, row(10) + ' .detail', 'Last known · Online');
+  assert.match(await holly.getAttribute(row(10) + ' .detail', 'title'), /^Not live since /);
+  assert.equal(await holly.$eval(row(10), (el) => getComputedStyle(el).opacity), '0.55');
+  await textIs(holly, '#transport', 'Reconnecting · last known');
+  // holly goes busy meanwhile: the page keeps it and says it will send it.
+  await holly.click('#toggle-busy');
+  await textIs(holly, '#me-state', /^Connecting… · Busy · 15 min expected · will be sent when back online$/);
+  // ian's call ends; holly cannot know yet.
+  await ian.setStatus({ is_busy: false });
+  mkdirSync(artifacts, { recursive: true });
+  await holly.screenshot({ path: path.join(artifacts, 'demo-stale.png') });
+
+  // The network comes back, and the browser says so. Both times are the
+  // page's (its clock is ahead).
+  proxy.down = false;
+  const back = shownAt(holly, '#transport[data-transport="websocket"]');
+  const online = holly.evaluate(() => new Promise((resolve) => {
+    addEventListener('online', () => resolve(Date.now()), { once: true });
+  }));
+  await ctx.setOffline(true);
+  await ctx.setOffline(false);
+  const onlineMs = (await back) - (await online);
+  t.diagnostic(`back on the socket ${onlineMs} ms after the online event (the backoff wait then: 5–10 s)`);
+  assert.ok(onlineMs < 3000, `the online event did not cut the backoff short: ${onlineMs} ms`);
+  await holly.waitForSelector(row(9, 'online') + '[data-stale="false"]');
+  await holly.waitForSelector(row(10, 'online') + '[data-stale="false"]');
+  await textIs(holly, row(10) + ' .detail', 'Online');
+  // holly's tap, made while offline, reached the server.
+  await waitFor(() => ian.get(8)?.is_busy, 'holly busy, as ian sees her');
+  // Confirmed: nothing pending any more. (How long is counted on the
+  // page's clock, which the test moved ahead.)
+  await textIs(holly, '#me-state', /^Busy for [\w ]+( · about \d+ min left)?$/);
+
+  // Again, and this time the tab comes back into view. Headless Chromium
+  // never hides a page, so the test gives the page the event a tab gets
+  // when it is shown again.
+  await outage();
+  proxy.down = false;
+  const shown = shownAt(holly, '#transport[data-transport="websocket"]');
+  const t1 = await holly.evaluate(() => {
+    const at = Date.now();
+    document.dispatchEvent(new Event('visibilitychange'));
+    return at;
+  });
+  const shownMs = (await shown) - t1;
+  t.diagnostic(`back on the socket ${shownMs} ms after the tab was shown`);
+  assert.ok(shownMs < 3000, `showing the tab did not cut the backoff short: ${shownMs} ms`);
+  await holly.waitForSelector(row(10) + '[data-stale="false"]');
+  assert.deepEqual(holly.problems, []);
 });

@@ -105,8 +105,10 @@ export async function devToken(url, userId, username) {
 
 // startProxy listens on a loopback port and forwards TCP to target
 // (host:port). mode 'refuse' closes new connections at once, as a proxy
-// that blocks WebSockets does; freeze() stops the bytes of the open
-// connections without closing them, as a network that vanished does.
+// that blocks WebSockets does; mode 'blackhole' accepts them and forwards
+// nothing, as a network that lost its route does; freeze() stops the bytes
+// of the open connections without closing them, as a network that vanished
+// does.
 // requests() lists the HTTP request heads that clients sent through it
 // (REST requests and WebSocket handshakes), in the order they came.
 export function startProxy(target) {
@@ -158,6 +160,12 @@ export function startProxy(target) {
     proxy.attempts.push(performance.now());
     if (proxy.mode === 'refuse') {
       client.destroy();
+      return;
+    }
+    if (proxy.mode === 'blackhole') {
+      const pair = [client, client];
+      open.add(pair);
+      client.on('error', () => {}).on('close', () => open.delete(pair));
       return;
     }
     const upstream = net.connect(port, host);
@@ -220,11 +228,20 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // startHttpProxy is an HTTP proxy as browsers use one: it forwards plain
 // requests, and tunnels CONNECT (which Chromium uses for every WebSocket
 // through a proxy) unless blocked, when it answers 403 as a proxy that
-// forbids WebSockets does.
+// forbids WebSockets does. With down set it is a network that is gone:
+// every request and tunnel is cut without an answer (connects counts the
+// tunnels asked for meanwhile); cut() ends what is open.
 export function startHttpProxy() {
   const sockets = new Set();
-  const proxy = { blocked: true, tunnels: 0, refused: 0, requests: 0, port: 0 };
+  const proxy = { blocked: true, down: false, tunnels: 0, refused: 0, requests: 0, connects: 0, port: 0 };
+  proxy.cut = () => {
+    for (const s of sockets) s.destroy();
+  };
   const server = http.createServer((req, res) => {
+    if (proxy.down) {
+      req.socket.destroy();
+      return;
+    }
     proxy.requests++;
     let u;
     try {
@@ -247,6 +264,11 @@ export function startHttpProxy() {
     s.on('close', () => sockets.delete(s));
   });
   server.on('connect', (req, socket, head) => {
+    proxy.connects++;
+    if (proxy.down) {
+      socket.destroy();
+      return;
+    }
     const [host, port] = [req.url.slice(0, req.url.lastIndexOf(':')), Number(req.url.slice(req.url.lastIndexOf(':') + 1))];
     // Only the loopback server is ever a destination: nothing leaves the machine.
     if (proxy.blocked || (host !== '127.0.0.1' && host !== 'localhost')) {
@@ -256,6 +278,8 @@ export function startHttpProxy() {
     }
     proxy.tunnels++;
     const up = net.connect(port, host, () => {
+      sockets.add(up);
+      up.on('close', () => sockets.delete(up));
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) up.write(head);
       up.pipe(socket);

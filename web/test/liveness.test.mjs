@@ -304,6 +304,33 @@ describe('liveness and freshness', () => {
     assert.equal(net.listeners.size, 0);
   }, 60000);
 
+  it('news that comes while a socket attempt is still opening makes the next attempt go at once if that one fails', async (t) => {
+    t.after(closeAll);
+    const proxy = await startProxy(srv.addr);
+    t.after(() => proxy.close());
+    const net = networkSource();
+    // Waits of 2.5–5 s between attempts; an attempt gives up after 1 s.
+    const c = client({
+      url: srv.url, wsUrl: `ws://127.0.0.1:${proxy.port}/ws`, token: await devToken(srv.url, 42, 'fio'), tokenIn: 'header',
+      network: net, backoffInitialMs: 5000, backoffMaxMs: 5000, connectTimeoutMs: 1000, fallbackAfter: Infinity,
+    });
+    c.connect();
+    await connected(c);
+    proxy.mode = 'blackhole';
+    proxy.cut();
+    const n = proxy.connections;
+    await waitFor(() => proxy.connections > n, 'an attempt swallowed by the network');
+    // The network changes while that attempt hangs; the new one works.
+    proxy.mode = 'forward';
+    const t0 = performance.now();
+    net.report(false);
+    net.report(true);
+    await connected(c, Transport.WEBSOCKET, 10000);
+    const ms = performance.now() - t0;
+    t.diagnostic(`back ${Math.round(ms)} ms after the news (the hanging attempt's timeout: 1000 ms; the backoff: 2500–5000 ms)`);
+    assert.ok(ms < 2500, `back after ${ms} ms: the backoff was waited out`);
+  });
+
   it('news that the network went checks the socket at once: a dead one is found within the pong deadline, not at the next ping', async (t) => {
     t.after(closeAll);
     const proxy = await startProxy(srv.addr);
