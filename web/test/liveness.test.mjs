@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 
 import { PresenceClient, State, Transport } from '../static/presence.js';
-import { devToken, nextEvent, sleep, startProxy, startServer, waitFor } from './helpers.mjs';
+import { devToken, nextEvent, startProxy, startServer, waitFor } from './helpers.mjs';
 
 const it = (name, fn, timeout = 30000) => test(name, { timeout }, fn);
 
@@ -230,8 +230,9 @@ describe('liveness and freshness', () => {
     await nextEvent(c, 'state', (s) => s === State.CONNECTING);
     const states = [];
     c.on('state', (s) => states.push(s));
-    // Fifteen poll ticks and several failed heartbeats: never "connected".
-    await sleep(1500);
+    // Four more heartbeats refused (and a dozen poll ticks): never "connected".
+    const tried = rest.attempts.length;
+    await waitFor(() => rest.attempts.length >= tried + 4, 'four more heartbeats', 5000);
     assert.deepEqual(states, [], 'the client said connected with the server gone');
     assert.equal(c.transport, Transport.NONE);
     rest.mode = 'forward';
