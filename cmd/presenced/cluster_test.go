@@ -89,8 +89,7 @@ func startNode(t *testing.T, dbURL, name string, extra ...string) *node {
 	t.Helper()
 	// Node ids are unique in the database, which parallel tests share.
 	id := name + "-" + strings.TrimPrefix(regexp.MustCompile(`search_path=\w+`).FindString(dbURL), "search_path=")
-	cmd := exec.Command(presencedBinary(t), append([]string{"-addr", "127.0.0.1:0", "-node-id", id}, extra...)...)
-	cmd.Env = append(os.Environ(),
+	return startProcess(t, presencedBinary(t), id, append([]string{"-addr", "127.0.0.1:0", "-node-id", id}, extra...), append(os.Environ(),
 		"PRESENCE_JWT_SECRET="+clusterSecret,
 		"DATABASE_URL="+dbURL,
 		"PRESENCE_DATABASE_URL=",
@@ -100,7 +99,16 @@ func startNode(t *testing.T, dbURL, name string, extra ...string) *node {
 		"PRESENCE_HEARTBEAT_TTL="+heartbeatTTL.String(),
 		"PRESENCE_LOG_FORMAT=json",
 		"PRESENCE_LOG_LEVEL=info",
-	)
+	))
+}
+
+// startProcess runs the presenced binary bin as node id, with args and
+// the environment env (JSON logs, so that its address is read from the
+// start-up line), and waits until it is ready.
+func startProcess(t *testing.T, bin, id string, args, env []string) *node {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -239,15 +247,31 @@ type client struct {
 
 func dial(t *testing.T, n *node, userID int64, name string) *client {
 	t.Helper()
-	h := http.Header{"Authorization": {"Bearer " + token(t, userID, name)}}
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/ws", h)
+	c, _, err := dialURL(t, websocket.DefaultDialer, "ws://"+n.addr+"/ws", nil, userID, name)
 	if err != nil {
 		t.Fatalf("dial node %s: %v", n.id, err)
+	}
+	return c
+}
+
+// dialURL opens a socket at url with d, as userID, with the headers h
+// besides the token, and reads it as dial's clients do. A refused
+// handshake is returned, with the response, for the caller to judge.
+func dialURL(t *testing.T, d *websocket.Dialer, url string, h http.Header, userID int64, name string) (*client, *http.Response, error) {
+	t.Helper()
+	h = h.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Authorization", "Bearer "+token(t, userID, name))
+	ws, resp, err := d.Dial(url, h)
+	if err != nil {
+		return nil, resp, err
 	}
 	c := &client{t: t, ws: ws, replies: map[string]int{}, more: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.read()
 	t.Cleanup(func() { _ = ws.Close(); <-c.done })
-	return c
+	return c, resp, nil
 }
 
 func (c *client) read() {
@@ -381,7 +405,13 @@ func (c *client) request(msg, answer string) {
 // rest sends a JSON request with userID's token to n.
 func rest(t *testing.T, n *node, method, path string, userID int64, name, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+n.addr+path, strings.NewReader(body))
+	return restAt(t, n.addr, method, path, userID, name, body)
+}
+
+// restAt is rest at the address addr: a node's, or a proxy's.
+func restAt(t *testing.T, addr, method, path string, userID int64, name, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
