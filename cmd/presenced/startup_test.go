@@ -97,7 +97,9 @@ func TestStartupLineSaysWhatRunsAndWhere(t *testing.T) {
 		u.User = url.UserPassword(user, password)
 		n := startNode(t, u.String(), "startup")
 		rec := startupLine(t, n.logs.String())
-		want := regexp.MustCompile(`^127\.0\.0\.1:` + u.Port() + `/postgres, schema ` + schema + `$`)
+		// The test database is the private server's postgres, or the one
+		// PRESENCE_TEST_DATABASE_URL names (CI's test).
+		want := regexp.MustCompile(`^` + regexp.QuoteMeta(u.Host) + regexp.QuoteMeta(u.Path) + `, schema ` + schema + `$`)
 		if rec["store"] != "postgresql" || !want.MatchString(rec["database"].(string)) || rec["node_id"] != n.id || rec["addr"] != n.addr {
 			t.Fatalf("start-up line on PostgreSQL: %v", rec)
 		}
