@@ -8,6 +8,9 @@
 // is required; iss and aud are checked when configured. Public keys come
 // from PEM files or a JWKS URL.
 //
+// A token names a user (sub, or user_id), or, when its scope lists
+// ServiceScope, is a service credential whose sub names the service.
+//
 // A Verifier is safe for concurrent use. It starts no goroutine: a JWKS is
 // fetched, at a bounded rate, by the Verify call that needs it.
 package auth
@@ -18,9 +21,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -42,6 +49,17 @@ const MaxTokenBytes = 8 << 10
 // largest integer a JavaScript number holds exactly.
 const MaxUserID = 1<<53 - 1
 
+// ServiceScope, listed in a token's scope claim, makes the token a
+// service credential: the app's own backend acting for users, not a user.
+// The claim is one string of space-separated scopes, as OAuth 2.0 writes
+// it (RFC 6749, section 3.3; RFC 8693, section 4.2); a scope claim of any
+// other type is passed over, so the token is then a user's.
+const ServiceScope = "presenced:service"
+
+// MaxServiceNameBytes bounds the sub of a service credential, which is
+// written to the log with every write the service makes.
+const MaxServiceNameBytes = 128
+
 // Claims is what a verified token says about its holder.
 type Claims struct {
 	UserID   int64
@@ -51,6 +69,14 @@ type Claims struct {
 	// ValidUntil is exp plus the leeway: the last instant the token is
 	// accepted, and so when a socket opened with it must close.
 	ValidUntil time.Time
+	// Service names the service of a service credential (a token whose
+	// scope lists ServiceScope): its sub, which need not be a user id.
+	// UserID is then 0. Empty for a user's token.
+	Service string
+	// Watch is the token's watch claim as it was signed, nil when it has
+	// none. auth does not read it: whether it matters, and what a
+	// malformed one means, is the watch policy's business.
+	Watch json.RawMessage
 }
 
 // Config says which tokens to accept. At least one of Secrets,
@@ -167,8 +193,10 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 // tokenClaims adds the fields presenced reads to the registered ones.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	UserID   any    `json:"user_id,omitempty"`
-	Username string `json:"-"` // from the first of names that holds one
+	UserID   any             `json:"user_id,omitempty"`
+	Username string          `json:"-"` // from the first of names that holds one
+	Service  bool            `json:"-"` // scope is a string that lists ServiceScope
+	Watch    json.RawMessage `json:"-"`
 
 	names []string // claims that may hold the username, in order
 }
@@ -192,6 +220,11 @@ func (tc *tokenClaims) UnmarshalJSON(b []byte) error {
 			break
 		}
 	}
+	var scope string
+	if json.Unmarshal(all["scope"], &scope) == nil {
+		tc.Service = slices.Contains(strings.Fields(scope), ServiceScope)
+	}
+	tc.Watch = all["watch"]
 	return nil
 }
 
@@ -247,11 +280,35 @@ func truncate(s string, n int) string {
 }
 
 func claimsOf(tc *tokenClaims) (Claims, error) {
+	if tc.Service {
+		if err := checkServiceName(tc.Subject); err != nil {
+			return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		}
+		return Claims{Service: tc.Subject, Username: tc.Username, ExpiresAt: tc.ExpiresAt.Time, Watch: tc.Watch}, nil
+	}
 	id, err := userID(tc)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	return Claims{UserID: id, Username: tc.Username, ExpiresAt: tc.ExpiresAt.Time}, nil
+	return Claims{UserID: id, Username: tc.Username, ExpiresAt: tc.ExpiresAt.Time, Watch: tc.Watch}, nil
+}
+
+// checkServiceName holds a service credential's sub to what a log line
+// can carry: a name, not a user id, but one that is there, short and free
+// of control characters.
+func checkServiceName(sub string) error {
+	if sub == "" {
+		return errors.New("a service token names its service in sub, which is missing")
+	}
+	if len(sub) > MaxServiceNameBytes || !utf8.ValidString(sub) {
+		return fmt.Errorf("a service token's sub is at most %d bytes of UTF-8", MaxServiceNameBytes)
+	}
+	for _, r := range sub {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("a service token's sub must not contain control characters; it has U+%04X", r)
+		}
+	}
+	return nil
 }
 
 // userID reads sub as a decimal string, or else a numeric user_id claim.
