@@ -22,9 +22,10 @@ const requestIDHeader = "X-Request-ID"
 // requestInfo is what the access log learns while a request is served:
 // handlers further in fill in who asked and which socket it became.
 type requestInfo struct {
-	id     string
-	userID int64
-	connID uint64
+	id      string
+	userID  int64
+	service string // the service of a service credential
+	connID  uint64
 }
 
 type requestInfoKey struct{}
@@ -90,6 +91,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		)
 		if ri.userID != 0 {
 			attrs = append(attrs, slog.Int64("user_id", ri.userID))
+		}
+		if ri.service != "" {
+			attrs = append(attrs, slog.String("service", ri.service))
 		}
 		if ri.connID != 0 {
 			attrs = append(attrs, slog.Uint64("conn_id", ri.connID))

@@ -33,8 +33,10 @@ const (
 	// CloseInvalidToken: the token is missing, malformed, expired or
 	// forged; do not reconnect without a new one.
 	CloseInvalidToken = 4401
-	// CloseUserMismatch: a refresh carried a token of another user; do
-	// not reconnect without a token of the right user.
+	// CloseUserMismatch: the token is not this socket's user's: a refresh
+	// carried a token of another user, or a service token, which has no
+	// socket, opened it or came in a refresh; do not reconnect without a
+	// token of the right user.
 	CloseUserMismatch = 4403
 	// CloseTooManyConnections: the user already holds the most
 	// connections allowed; do not reconnect.

@@ -41,7 +41,7 @@ func startBounded(t *testing.T, cfg transport.ConnConfig) *bounded {
 	go func() { hubDone <- h.Run(ctx) }()
 	s := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt, Service: c.Service, Watch: c.Watch}, err
 	}), transport.Config{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

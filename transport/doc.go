@@ -1,7 +1,8 @@
 // Package transport serves the hub over HTTP: the REST API of the seed
 // (both path families), the WebSocket endpoint /ws, the static demo, and
 // the operator's endpoints: /healthz, /readyz and an access log line per
-// request with its X-Request-ID.
+// request with its X-Request-ID. Service tokens (see [Identity]) act for
+// users at /users/{user_id}/status.
 //
 // # Concurrency
 //
@@ -11,7 +12,17 @@
 // (packing queued events into one frame) and the one that closes the
 // socket. While set_status updates wait, a third, the applier, hands
 // them to the hub one merged update at a time; the reader stops it, and
-// waits for it, before it ends. All are tracked by the Server;
+// waits for it, before it ends. Under a [WatchPolicy] whose answers expire
+// ([CallbackPolicy]), a fourth, the checker, started by the first
+// subscribe that needs it, asks the policy again when a subscription's
+// answer expires and drops what it now refuses; the socket's context ends
+// it, and the reader waits for it too. All are tracked by the Server;
 // [Server.Wait] returns when all have ended. The reader closes
 // readerDone.
+//
+// Who may read whom is decided here, not in the hub: the [WatchPolicy]
+// filters the ids of every presence request and subscribe, and the hub
+// only ever sees the allowed ones. A [CallbackPolicy] is safe for
+// concurrent use; its requests run on the goroutine that asks (a REST
+// handler, a socket's reader or checker), bounded by its timeout.
 package transport

@@ -58,7 +58,7 @@ func newEnv(t *testing.T, o options) *env {
 
 	s := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt, Service: c.Service, Watch: c.Watch}, err
 	}), o.transport)
 	srv := httptest.NewUnstartedServer(s)
 	if o.listener != nil {

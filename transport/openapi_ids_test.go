@@ -40,13 +40,22 @@ func TestOpenAPISaysWhichIDsTheServerTakes(t *testing.T) {
 	for n := int64(1); n < MaxUserID; n = n*7 + 3 {
 		cases = append(cases, strconv.FormatInt(n, 10), strconv.FormatInt(MaxUserID-n, 10))
 	}
+	// The service API's path takes the same ids, and no me: a service has
+	// none, and /users/me/status is a route of its own.
+	service := regexp.MustCompile(doc.Paths["/users/{user_id}/status"]["get"].Parameters[0].Schema.Pattern)
 	for _, s := range cases {
 		_, err := parseUserID(s)
 		if matched := re.MatchString(s); matched != (err == nil) {
 			t.Errorf("%q: the document's pattern says %v, the server %v", s, matched, err)
 		}
+		if matched := service.MatchString(s); matched != (err == nil) {
+			t.Errorf("%q: the service route's pattern says %v, the server %v", s, matched, err)
+		}
 	}
 	if !re.MatchString("me") {
 		t.Error("the pattern refuses me")
+	}
+	if service.MatchString("me") {
+		t.Error("the service route's pattern takes me")
 	}
 }

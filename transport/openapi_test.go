@@ -217,6 +217,38 @@ func TestEveryAnswerMatchesTheOpenAPIDocument(t *testing.T) {
 	c.call(e, exchange{method: "GET", path: "/users/presence?user_ids=" + strings.Repeat("1,", 100) + "1", token: tok}, 400)
 	c.call(e, exchange{method: "GET", path: "/users/presence?user_ids=1"}, 401)
 
+	// The service API: a service token reads and changes any user's
+	// status and reads any presence; a user's token may not use it, and a
+	// service may not use the caller's own routes.
+	svc := e.serviceToken("call-service")
+	c.call(e, exchange{method: "GET", path: "/users/1/status", token: svc}, 200)
+	c.call(e, exchange{method: "GET", path: "/users/424242/status", token: svc}, 404)
+	c.call(e, exchange{method: "GET", path: "/users/abc/status", token: svc, invalid: true}, 400)
+	c.call(e, exchange{method: "GET", path: "/users/1/status"}, 401)
+	c.call(e, exchange{method: "GET", path: "/users/1/status", token: tok}, 403)
+	for _, m := range []string{"PUT", "PATCH"} {
+		c.call(e, exchange{method: m, path: "/users/1/status", token: svc, body: `{"is_busy":true,"wait_time":5}`}, 200)
+		c.call(e, exchange{method: m, path: "/users/7/status", token: svc, body: `{"is_busy":false}`}, 200)
+		c.call(e, exchange{method: m, path: "/users/1/status", token: svc, body: `{}`, invalid: true}, 400)
+		c.call(e, exchange{method: m, path: "/users/1/status", token: svc, body: `{"is_busy":true}`, invalid: true,
+			header: http.Header{transport.DeviceHeader: {"phone-1"}, "Content-Type": {"application/json"}}}, 400)
+		c.call(e, exchange{method: m, path: "/users/1/status", token: "forged", body: `{"is_busy":true}`}, 401)
+		c.call(e, exchange{method: m, path: "/users/1/status", token: tok, body: `{"is_busy":true}`}, 403)
+		c.call(e, exchange{method: m, path: "/users/1/status", token: svc, body: big, invalid: true}, 413)
+	}
+	for _, ex := range []exchange{
+		{method: "GET", path: "/users/me/status"}, {method: "GET", path: "/both/status/me"},
+		{method: "PUT", path: "/users/me/status", body: `{"is_busy":true}`}, {method: "PUT", path: "/both/status/me", body: `{"is_busy":true}`},
+		{method: "PATCH", path: "/users/me/status", body: `{"is_busy":true}`}, {method: "PATCH", path: "/both/status/me", body: `{"is_busy":true}`},
+		{method: "POST", path: "/users/me/heartbeat"}, {method: "POST", path: "/both/status/heartbeat"},
+		{method: "GET", path: "/users/me/presence"},
+	} {
+		ex.token = svc
+		c.call(e, ex, 403)
+	}
+	c.call(e, exchange{method: "GET", path: "/users/1/presence", token: svc}, 200)
+	c.call(e, exchange{method: "GET", path: "/users/presence?user_ids=1,7", token: svc}, 200)
+
 	c.call(e, exchange{method: "POST", path: "/dev/token", body: `{"user_id":5,"username":"eve"}`}, 200)
 	c.call(e, exchange{method: "POST", path: "/dev/token", body: `{"user_id":"five"}`, invalid: true}, 400)
 	c.call(e, exchange{method: "POST", path: "/dev/token", body: `{"user_id":5,"username":"` + strings.Repeat("e", 70<<10) + `"}`, invalid: true}, 413)
@@ -264,6 +296,15 @@ func TestEveryAnswerMatchesTheOpenAPIDocument(t *testing.T) {
 	c.call(e, exchange{method: "POST", path: "/both/status/heartbeat", token: tok}, 503)
 	c.call(e, exchange{method: "GET", path: "/users/1/presence", token: tok}, 503)
 	c.call(e, exchange{method: "GET", path: "/users/presence?user_ids=1", token: tok}, 503)
+	c.call(e, exchange{method: "GET", path: "/users/1/status", token: svc}, 503)
+	c.call(e, exchange{method: "PUT", path: "/users/1/status", token: svc, body: `{"is_busy":true}`}, 503)
+	c.call(e, exchange{method: "PATCH", path: "/users/1/status", token: svc, body: `{"is_busy":true}`}, 503)
+
+	// A callback watch policy whose backend cannot be reached: presence
+	// is refused with 503, not allowed.
+	refusing := startOps(t, transport.Config{WatchPolicy: unreachablePolicy(t)})
+	c.call(refusing, exchange{method: "GET", path: "/users/2/presence", token: refusing.token(1)}, 503)
+	c.call(refusing, exchange{method: "GET", path: "/users/presence?user_ids=1,2", token: refusing.token(1)}, 503)
 
 	// Limits: a user over the REST rate, an address over the socket
 	// rate, the server over its admission rate; and no -dev.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
 	"github.com/presenced/presenced/storage/memory"
@@ -31,6 +33,7 @@ type opsEnv struct {
 	Server   *transport.Server
 	logs     *syncBuffer
 	issuer   *auth.Issuer
+	secret   []byte // the HS256 key the server trusts
 	stopHub  func()
 }
 
@@ -57,7 +60,7 @@ func startOps(t *testing.T, cfg transport.Config, hooks ...func(*hub.Hub, *trans
 	}
 	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt, Service: c.Service, Watch: c.Watch}, err
 	}), cfg)
 	ts := httptest.NewServer(srv)
 	admin := httptest.NewServer(srv.AdminHandler())
@@ -81,7 +84,14 @@ func startOps(t *testing.T, cfg transport.Config, hooks ...func(*hub.Hub, *trans
 		admin.Close()
 	})
 	return &opsEnv{t: t, URL: ts.URL, AdminURL: admin.URL, Hub: h, Server: srv, logs: logs,
-		issuer: auth.NewIssuer(secret, time.Hour), stopHub: stopHub}
+		issuer: auth.NewIssuer(secret, time.Hour), secret: secret, stopHub: stopHub}
+}
+
+// serviceToken signs a service credential for the service called name.
+func (e *opsEnv) serviceToken(name string) string {
+	e.t.Helper()
+	return signed(e.t, jwt.SigningMethodHS256, e.secret, jwt.MapClaims{
+		"sub": name, "scope": auth.ServiceScope, "exp": time.Now().Add(time.Hour).Unix()})
 }
 
 // token signs a valid token for user id.

@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/go-chi/chi/v5"
 
 	"github.com/presenced/presenced/hub"
 )
@@ -60,23 +57,17 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getPresence(w http.ResponseWriter, r *http.Request) {
-	param := chi.URLParam(r, "user_id")
-	// chi hands over the segment as sent when it holds escapes; read it
-	// as the id the client wrote, so that the error quotes that.
-	if p, err := url.PathUnescape(param); err == nil {
-		param = p
+	userID, ok := pathUserID(w, r)
+	if !ok {
+		return
 	}
-	var userID int64
-	if param == "me" {
-		userID = clientOf(r).UserID
-	} else {
-		var err error
-		if userID, err = parseUserID(param); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
+	// An id the caller may not read is answered as an unknown one.
+	ids, _, err := s.readable(r.Context(), callerOf(r).Identity, []int64{userID})
+	if err != nil {
+		writeWatchError(w, err)
+		return
 	}
-	ps, err := s.hub.Presences(r.Context(), []int64{userID})
+	ps, err := s.hub.Presences(r.Context(), ids)
 	if err != nil {
 		writeHubError(w, err)
 		return
@@ -100,6 +91,11 @@ func (s *Server) getPresences(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// Ids the caller may not read are dropped, as unknown ones are.
+	if ids, _, err = s.readable(r.Context(), callerOf(r).Identity, ids); err != nil {
+		writeWatchError(w, err)
+		return
+	}
 	ps, err := s.hub.Presences(r.Context(), ids)
 	if err != nil {
 		writeHubError(w, err)
@@ -115,6 +111,20 @@ func (s *Server) getPresences(w http.ResponseWriter, r *http.Request) {
 		*bp = body
 		bodyPool.Put(bp)
 	}
+}
+
+// writeWatchError answers a request that the watch policy could not
+// judge: refused, not allowed, and the caller may try again.
+func writeWatchError(w http.ResponseWriter, err error) {
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, capitalize(err.Error())+"; try again later")
+}
+
+func capitalize(s string) string {
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		return string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
 }
 
 // bodyPool holds the buffers batch presence answers are built in: 100

@@ -33,6 +33,17 @@ type Identity struct {
 	// any leeway). A socket opened with it is closed with 4002 then,
 	// unless the client sends a fresher token first.
 	ExpiresAt time.Time
+	// Service, when not empty, says that the token is a service
+	// credential, the app's own backend acting for users, and names the
+	// service; UserID is then 0. A service reads and changes any user's
+	// status at /users/{user_id}/status, reads any presence, and is never
+	// held by the watch policy; it has no /users/me and no socket.
+	Service string
+	// Watch is the token's watch claim as it was signed, nil when it has
+	// none; ClaimPolicy reads it.
+	Watch json.RawMessage
+
+	watch map[int64]struct{} // Watch, read once the token is verified, under ClaimPolicy
 }
 
 // Verifier checks a bearer token.
@@ -138,6 +149,9 @@ type Config struct {
 	// /metrics. Either way the public /readyz says only ready or not, and
 	// AdminHandler's /readyz names each failed check and its error.
 	AdminListener bool
+	// WatchPolicy decides whom each user may read. Default OpenPolicy:
+	// anyone may read anyone.
+	WatchPolicy WatchPolicy
 }
 
 func (c *Config) setDefaults() {
@@ -164,6 +178,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
+	}
+	if c.WatchPolicy == nil {
+		c.WatchPolicy = OpenPolicy{}
 	}
 	defaultBurst(c.MessagesPerSecond, &c.MessageBurst)
 	defaultBurst(c.RequestsPerSecond, &c.RequestBurst)
@@ -199,6 +216,11 @@ type Server struct {
 	// so that only changes are logged.
 	readyState atomic.Int32
 
+	// openWatch says that the policy allows everything, so that sockets
+	// need not track what it granted; claimWatch that tokens' watch
+	// claims are read, so that a malformed one is refused with the token.
+	openWatch, claimWatch bool
+
 	requestLimit   *keyedLimiter[int64]      // REST requests per user
 	socketIPLimit  *keyedLimiter[netip.Addr] // new sockets per client address
 	socketAllLimit *rate.Limiter             // new sockets, all together; nil for none
@@ -208,6 +230,8 @@ type Server struct {
 func New(h *hub.Hub, v Verifier, cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{hub: h, verifier: v, cfg: cfg, log: cfg.Logger, obs: cfg.Observer}
+	_, s.openWatch = cfg.WatchPolicy.(OpenPolicy)
+	_, s.claimWatch = cfg.WatchPolicy.(ClaimPolicy)
 	s.requestLimit = newKeyedLimiter[int64](cfg.RequestsPerSecond, cfg.RequestBurst, cfg.MaxLimiterKeys)
 	s.socketIPLimit = newKeyedLimiter[netip.Addr](cfg.SocketsPerSecondPerIP, cfg.SocketBurstPerIP, cfg.MaxLimiterKeys)
 	if cfg.SocketsPerSecond > 0 {
@@ -276,14 +300,19 @@ func (s *Server) routes() chi.Router {
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireToken)
 		for _, p := range []string{"/both/status/me", "/users/me/status"} {
-			r.Get(p, s.getMyStatus)
-			r.Put(p, s.updateMyStatus)
-			r.Patch(p, s.updateMyStatus)
+			r.Get(p, userOnly(s.getMyStatus))
+			r.Put(p, userOnly(s.updateMyStatus))
+			r.Patch(p, userOnly(s.updateMyStatus))
 		}
-		r.Post("/both/status/heartbeat", s.heartbeat)
-		r.Post("/users/me/heartbeat", s.heartbeat)
+		r.Post("/both/status/heartbeat", userOnly(s.heartbeat))
+		r.Post("/users/me/heartbeat", userOnly(s.heartbeat))
 		r.Get("/users/presence", s.getPresences)
 		r.Get("/users/{user_id}/presence", s.getPresence)
+		// The service API; /users/me/status above is a route of its own,
+		// so {user_id} is never "me" here.
+		r.Get("/users/{user_id}/status", serviceOnly(s.getUserStatus))
+		r.Put("/users/{user_id}/status", serviceOnly(s.updateUserStatus))
+		r.Patch("/users/{user_id}/status", serviceOnly(s.updateUserStatus))
 	})
 	if s.cfg.DevTokens != nil {
 		r.Post("/dev/token", s.devToken)
@@ -351,14 +380,24 @@ func staticFileExists(fsys fs.FS, urlPath string) bool {
 	return true
 }
 
-type clientKey struct{}
+type callerKey struct{}
+
+// caller is who an authenticated request comes from: the token's
+// identity, and the hub's view of a user's request (for a service, the
+// zero Client).
+type caller struct {
+	Identity
+	client hub.Client
+}
 
 // requireToken lets through requests with a valid bearer token in the
 // Authorization header (and a well-formed device id, if any), and answers
 // the rest with the seed API's 401 (or a 400).
 // A token anywhere else (an access_token query parameter, as sockets
 // take) is not looked at: URLs end up in logs and browser history. Each
-// user's requests are then held to the REST rate limit.
+// user's requests are then held to the REST rate limit; a service's are
+// not: it acts for many users, and the app trusts it as it trusts its
+// auth server.
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.verify(bearerToken(r))
@@ -373,6 +412,15 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			unauthorized(w)
 			return
 		}
+		if id.Service != "" {
+			infoOf(r.Context()).service = id.Service
+			if r.Header.Get(DeviceHeader) != "" {
+				writeError(w, http.StatusBadRequest, "A service acts from no device of the user's: drop the "+DeviceHeader+" header")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{Identity: id})))
+			return
+		}
 		infoOf(r.Context()).userID = id.UserID
 		if ok, wait := s.requestLimit.allow(id.UserID, time.Now()); !ok {
 			tooMany(w, http.StatusTooManyRequests, wait, fmt.Sprintf(
@@ -385,13 +433,17 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		c := hub.Client{UserID: id.UserID, Username: id.Username, Device: device}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))
+		c := caller{Identity: id, client: hub.Client{UserID: id.UserID, Username: id.Username, Device: device}}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	})
 }
 
-// clientOf returns who an authenticated request comes from.
-func clientOf(r *http.Request) hub.Client { return r.Context().Value(clientKey{}).(hub.Client) }
+// callerOf returns who an authenticated request comes from.
+func callerOf(r *http.Request) caller { return r.Context().Value(callerKey{}).(caller) }
+
+// clientOf returns the user an authenticated request comes from, as the
+// hub knows them.
+func clientOf(r *http.Request) hub.Client { return callerOf(r).client }
 
 func (s *Server) verify(token string) (Identity, error) {
 	if token == "" {
@@ -401,10 +453,21 @@ func (s *Server) verify(token string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
+	if id.Service != "" {
+		// A service's name is the verifier's to check; it is no user's
+		// name, and no policy holds a service.
+		id.UserID, id.Username, id.Watch = 0, "", nil
+		return id, nil
+	}
 	// The name enters here, from every token on every path: checked once,
 	// it never reaches the hub, the store or another client.
 	if err := checkUsername(id.Username, s.cfg.MaxUsernameLength); err != nil {
 		return Identity{}, claimError{err}
+	}
+	if s.claimWatch {
+		if id.watch, err = parseWatchClaim(id.Watch); err != nil {
+			return Identity{}, claimError{err}
+		}
 	}
 	return id, nil
 }

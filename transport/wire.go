@@ -458,16 +458,19 @@ func parseIDArray(raw json.RawMessage, max int) ([]int64, error) {
 	if len(nums) > max {
 		return nil, fmt.Errorf("user_ids lists %d ids; at most %d are allowed in one message", len(nums), max)
 	}
-	return dedupe(len(nums), func(i int) (int64, error) {
-		n := nums[i]
-		if len(n) == 0 || n[0] < '0' || n[0] > '9' {
-			if len(n) > 0 && n[0] == '-' {
-				return 0, fmt.Errorf("user id %s is not a positive integer", clip(n))
-			}
-			return 0, fmt.Errorf("user ids must be numbers, not %s", describe(n))
+	return dedupe(len(nums), func(i int) (int64, error) { return parseIDElement(nums[i]) })
+}
+
+// parseIDElement reads one element of a JSON array of user ids: a number
+// in the one spelling parseUserID reads.
+func parseIDElement(n json.RawMessage) (int64, error) {
+	if len(n) == 0 || n[0] < '0' || n[0] > '9' {
+		if len(n) > 0 && n[0] == '-' {
+			return 0, fmt.Errorf("user id %s is not a positive integer", clip(n))
 		}
-		return parseUserID(string(n))
-	})
+		return 0, fmt.Errorf("user ids must be numbers, not %s", describe(n))
+	}
+	return parseUserID(string(n))
 }
 
 func dedupe(n int, at func(int) (int64, error)) ([]int64, error) {

@@ -126,6 +126,12 @@ type conn struct {
 	expiry chan time.Time
 
 	status statusQueue // set_status messages on their way to the hub
+	watch  watchState  // what the watch policy granted
+
+	// ctx ends with the socket (the reader or the writer ending), so that
+	// a watch policy asked meanwhile stops waiting for its backend.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// Owned by the reader.
 	msgLimit *rate.Limiter // nil: no limit
@@ -184,6 +190,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.closeNow(ws, CloseInvalidToken, reason)
 		return
 	}
+	if id.Service != "" {
+		// A service acts for users over REST; a socket would make it a
+		// user of its own, with a status and a device.
+		s.closeNow(ws, CloseUserMismatch, "a service token cannot open a socket: sockets are users'")
+		return
+	}
 	if deviceErr != nil {
 		s.closeNow(ws, CloseBadRequest, deviceErr.Error())
 		return
@@ -204,6 +216,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ri.userID, ri.connID = id.UserID, sess.ID
 	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{}), expiry: make(chan time.Time, 1),
 		log: s.log.With("conn_id", sess.ID, "request_id", ri.id, "user_id", id.UserID)}
+	c.watch.who = id
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if s.cfg.MessagesPerSecond > 0 {
 		c.msgLimit = rate.NewLimiter(rate.Limit(s.cfg.MessagesPerSecond), s.cfg.MessageBurst)
 	}
@@ -228,6 +242,7 @@ func (c *conn) readLoop() {
 	var readErr error
 	defer func() {
 		c.stopStatuses()
+		c.stopWatches()
 		c.logClosed(readErr)
 		if c.closeCode != 0 {
 			// Replies still queued (a rate-limit warning, say) go out
@@ -372,7 +387,6 @@ func (c *conn) handle(msg clientMessage, typ string, err error, over bool) bool 
 	if err != nil {
 		return c.replyError(msg.ID, err)
 	}
-	ctx := context.Background()
 	switch typ {
 	case "ping":
 		return c.send(encode(simpleReply{Type: "pong", ID: msg.ID}))
@@ -381,22 +395,13 @@ func (c *conn) handle(msg clientMessage, typ string, err error, over bool) bool 
 		if err != nil {
 			return c.replyError(msg.ID, err)
 		}
-		err = c.s.hub.Subscribe(ctx, c.sess, ids, func(ps []hub.Presence) hub.Message {
-			return hub.Message{Data: encode(subscribedReply{Type: "subscribed", ID: msg.ID, Presences: toPresencesJSON(ps)})}
-		})
-		switch {
-		case errors.Is(err, hub.ErrLimit):
-			return c.replyError(msg.ID, err)
-		case err != nil:
-			return false
-		}
-		return true
+		return c.subscribe(ids, msg.ID)
 	case "unsubscribe":
 		ids, err := parseIDArray(msg.UserIDs, c.s.cfg.MaxIDsPerRequest)
 		if err != nil {
 			return c.replyError(msg.ID, err)
 		}
-		if err := c.s.hub.Unsubscribe(ctx, c.sess, ids); err != nil {
+		if err := c.unsubscribe(ids); err != nil {
 			return false
 		}
 		return c.send(encode(unsubscribedReply{Type: "unsubscribed", ID: msg.ID, UserIDs: ids}))
@@ -432,10 +437,15 @@ func (c *conn) refresh(msg clientMessage) bool {
 	if err != nil {
 		return c.replyError(msg.ID, errors.New("invalid or expired token; the connection keeps its current token until that expires"))
 	}
+	if id.Service != "" {
+		c.closeCode, c.closeText = CloseUserMismatch, "the refreshed token is a service token: sockets are users'"
+		return false
+	}
 	if id.UserID != c.id.UserID {
 		c.closeCode, c.closeText = CloseUserMismatch, "the refreshed token belongs to another user"
 		return false
 	}
+	c.refreshed(id)
 	select { // replace any value the writer has not taken yet
 	case <-c.expiry:
 	default:
@@ -481,6 +491,7 @@ func (c *conn) send(data []byte) bool {
 // reader ends, then closes the socket.
 func (c *conn) writeLoop() {
 	defer c.ws.Close()
+	defer c.cancel()
 	cfg := &c.s.cfg
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()

@@ -29,6 +29,7 @@ import (
 	"github.com/presenced/presenced/storage/memory"
 	"github.com/presenced/presenced/storage/postgres"
 	"github.com/presenced/presenced/transport"
+	"github.com/presenced/presenced/transport/webhook"
 	"github.com/presenced/presenced/web"
 )
 
@@ -96,6 +97,11 @@ type options struct {
 	nodeID          string
 	leaseTTL        time.Duration
 	sweepInterval   time.Duration
+	webhookSecret   string
+	watchPolicy     string
+	watchAuthzURL   string
+	watchAuthzTTL   time.Duration
+	watchAuthzWait  time.Duration
 	version         bool
 }
 
@@ -152,6 +158,11 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.nodeID, "node-id", "", "this node's name in the cluster; empty: host name and a random suffix")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 15*time.Second, "a node that stops renewing its lease for this long is dead; its users go offline within lease-ttl + sweep-interval")
 	fs.DurationVar(&o.sweepInterval, "sweep-interval", 5*time.Second, "how often a node looks for dead nodes and expired heartbeats")
+	fs.StringVar(&o.webhookSecret, "webhook-secret", "", "secret that signs webhooks and watch authorization requests as Standard Webhooks do: whsec_ and the base64 of at least 24 random bytes; comma-separated, requests carry a signature for each (rotation)")
+	fs.StringVar(&o.watchPolicy, "watch-policy", "open", "who may read whom: open (any signed-in user, anyone), claim (the users the token's watch claim lists) or callback (the app's backend at -watch-authz-url answers)")
+	fs.StringVar(&o.watchAuthzURL, "watch-authz-url", "", "with -watch-policy callback: the app backend's URL that presenced POSTs to, signed with -webhook-secret, to ask whom a user may read")
+	fs.DurationVar(&o.watchAuthzTTL, "watch-authz-ttl", time.Minute, "with -watch-policy callback: how long the backend's answer for one watcher and user is kept; a permission withdrawn ends a socket's subscription within it (at least 1s)")
+	fs.DurationVar(&o.watchAuthzWait, "watch-authz-timeout", 2*time.Second, "with -watch-policy callback: bound on one request to -watch-authz-url; past it, or on an error or a bad answer, presenced refuses (503 on REST, an error on the socket)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	return fs
 }
@@ -231,6 +242,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	watch, err := watchPolicy(&o, log)
+	if err != nil {
+		return err
+	}
 	verifier, err := auth.NewVerifier(acfg)
 	if err != nil {
 		return err
@@ -258,13 +273,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		SocketsPerSecondPerIP: o.ipSocketRate, SocketBurstPerIP: o.ipSocketBurst,
 		SocketsPerSecond: o.socketRate, SocketBurst: o.socketBurst, ClientIPHeader: o.clientIPHeader,
 		Static: web.FS(), Logger: log, Observer: m, Metrics: m.Handler(), AdminListener: o.adminAddr != "",
+		WatchPolicy: watch,
 	}
 	if o.dev {
 		tcfg.DevTokens = auth.NewIssuer(acfg.Secrets[0], 24*time.Hour)
 	}
 	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ValidUntil}, err
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ValidUntil, Service: c.Service, Watch: c.Watch}, err
 	}), tcfg)
 
 	ln, err := net.Listen("tcp", o.addr)
@@ -451,6 +467,48 @@ func authConfig(o *options) (auth.Config, error) {
 		cfg.Secrets = append(cfg.Secrets, []byte(p.value))
 	}
 	return cfg, nil
+}
+
+// watchPolicy builds the policy -watch-policy names. A callback URL with
+// another policy is refused rather than ignored: the operator meant the
+// backend to decide, and open would let everyone read everyone.
+func watchPolicy(o *options, log *slog.Logger) (transport.WatchPolicy, error) {
+	var signer *webhook.Signer
+	if o.webhookSecret != "" {
+		var err error
+		if signer, err = webhook.NewSigner(splitList(o.webhookSecret)...); err != nil {
+			return nil, fmt.Errorf("-webhook-secret (or PRESENCE_WEBHOOK_SECRET): %w", err)
+		}
+	}
+	if o.watchPolicy != "callback" && o.watchAuthzURL != "" {
+		return nil, fmt.Errorf("-watch-authz-url is set but -watch-policy is %s: set -watch-policy callback for the backend to decide, or drop the URL", o.watchPolicy)
+	}
+	switch o.watchPolicy {
+	case "open":
+		return transport.OpenPolicy{}, nil
+	case "claim":
+		return transport.ClaimPolicy{}, nil
+	case "callback":
+	default:
+		return nil, fmt.Errorf("-watch-policy %s: not a policy, e.g. -watch-policy open (or claim, or callback)", o.watchPolicy)
+	}
+	switch {
+	case o.watchAuthzURL == "":
+		return nil, errors.New("-watch-policy callback needs -watch-authz-url (or PRESENCE_WATCH_AUTHZ_URL), the app backend's URL that answers whom a user may read")
+	case signer == nil:
+		return nil, errors.New("-watch-policy callback needs -webhook-secret (or PRESENCE_WEBHOOK_SECRET): its requests are signed like webhooks, so that the backend can tell them from anyone else's")
+	case o.watchAuthzTTL < time.Second:
+		return nil, fmt.Errorf("-watch-authz-ttl %s: at least 1s, since every socket asks again when its answers expire, e.g. -watch-authz-ttl 1m", o.watchAuthzTTL)
+	case o.watchAuthzWait <= 0:
+		return nil, fmt.Errorf("-watch-authz-timeout %s: a request needs some time, e.g. -watch-authz-timeout 2s", o.watchAuthzWait)
+	}
+	p, err := transport.NewCallbackPolicy(transport.CallbackConfig{
+		URL: o.watchAuthzURL, Signer: signer, TTL: o.watchAuthzTTL, Timeout: o.watchAuthzWait, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("-watch-authz-url: %w", err)
+	}
+	return p, nil
 }
 
 // checkSecret refuses an HS256 secret shorter than RFC 7518 allows, naming

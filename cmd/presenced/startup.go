@@ -9,7 +9,7 @@ import (
 
 // logStartup writes the one line that says what this process is: where
 // it listens, which build it is, where statuses live, and whether it runs
-// in development mode. Its message, "listening", and its first field,
+// in development mode, and who may read whom. Its message, "listening", and its first field,
 // "addr", are what tests and tools wait for (web/test/helpers.mjs, the
 // cluster tests' startNode); admin_addr, when there is an admin listener,
 // comes next.
@@ -19,7 +19,7 @@ func logStartup(log *slog.Logger, addr, adminAddr string, o *options, st storage
 		attrs = append(attrs, "admin_addr", adminAddr)
 	}
 	attrs = append(append(attrs, "version", version.Get().Version), st.describe...)
-	attrs = append(attrs, "dev", o.dev)
+	attrs = append(attrs, "watch_policy", o.watchPolicy, "dev", o.dev)
 	level := slog.LevelInfo
 	if o.dev {
 		level = slog.LevelWarn

@@ -30,7 +30,7 @@ func Start(t testing.TB, secret string) string {
 	}
 	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := v.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt}, err
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt, Service: c.Service, Watch: c.Watch}, err
 	}), transport.Config{})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
