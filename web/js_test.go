@@ -23,8 +23,9 @@ import (
 	"github.com/presenced/presenced/web"
 )
 
-// TestStaticFiles checks that the embedded files are there and that every
-// local file the demo page loads is among them.
+// TestStaticFiles checks that the embedded files are there, that every
+// local file the demo page loads is among them, and that /presence.js and
+// /presence.d.ts are the package's build.
 func TestStaticFiles(t *testing.T) {
 	static := web.FS()
 	for _, name := range []string{"index.html", "demo.js", "demo.css", "presence.js", "presence.d.ts"} {
@@ -49,6 +50,19 @@ func TestStaticFiles(t *testing.T) {
 			t.Errorf("index.html loads %s, which is not embedded", name)
 		}
 	}
+	for name, built := range map[string]string{"presence.js": "client/dist/presence.js", "presence.d.ts": "client/dist/presence.d.ts"} {
+		served, err := fs.ReadFile(static, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(built)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(served, want) {
+			t.Errorf("%s is not %s", name, built)
+		}
+	}
 	demo, err := fs.ReadFile(static, "demo.js")
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +72,26 @@ func TestStaticFiles(t *testing.T) {
 	}
 }
 
-// TestClientNode runs the client's own tests under Node's test runner:
-// web/test/client.test.mjs, status.test.mjs, liveness.test.mjs and
-// devices.test.mjs against a real presenced, and web/test/types.test.mjs,
-// which checks presence.d.ts with tsc.
+// TestClientNode runs the client's own tests under Node's test runner,
+// against a real presenced: web/test/client.test.mjs, status.test.mjs,
+// liveness.test.mjs, devices.test.mjs and connect.test.mjs.
 func TestClientNode(t *testing.T) {
-	node := requireNode(t, "ws", "typescript")
-	runNode(t, node, 5*time.Minute, "test/client.test.mjs", "test/status.test.mjs", "test/liveness.test.mjs", "test/devices.test.mjs", "test/types.test.mjs")
+	node := requireNode(t, "ws")
+	runNode(t, node, 5*time.Minute, "test/client.test.mjs", "test/status.test.mjs", "test/liveness.test.mjs", "test/devices.test.mjs", "test/connect.test.mjs")
+}
+
+// TestClientPackage runs the tests of @presenced/client as a package:
+// web/test/types.test.mjs (the declarations, with tsc), package.test.mjs
+// (the build, its size, and the packed tarball in fresh projects),
+// react.test.mjs (the React bindings in jsdom against a real presenced)
+// and react-native.test.mjs (the React Native helper with fake AppState
+// and NetInfo).
+func TestClientPackage(t *testing.T) {
+	node := requireNode(t, "ws", "typescript", "esbuild", "react", "react-dom", "jsdom", "@testing-library/react", "@types/react")
+	if _, err := exec.LookPath("npm"); err != nil {
+		needs.Missing(t, "npm is not on PATH, so the package cannot be packed", "apt-get install npm")
+	}
+	runNode(t, node, 5*time.Minute, "test/types.test.mjs", "test/package.test.mjs", "test/react.test.mjs", "test/react-native.test.mjs")
 }
 
 // TestDemoChromium runs the demo page end to end in headless Chromium
@@ -124,8 +151,9 @@ var npm struct {
 }
 
 // npmInstall runs npm ci in web/ once per test binary, as a developer
-// would after cloning: the packages are test-only (ws, typescript,
-// playwright-core, which downloads no browser) and pinned by
+// would after cloning: the packages are for building and testing the
+// client only (esbuild, ws, typescript, react and the testing library,
+// jsdom, playwright-core, which downloads no browser) and pinned by
 // package-lock.json. It needs the npm registry, or npm's cache.
 func npmInstall(t *testing.T) {
 	t.Helper()
@@ -194,7 +222,8 @@ func runNode(t *testing.T, node string, timeout time.Duration, files ...string) 
 // trackInputs stats every file that node and the server built for it read,
 // so that go test's cache, which sees only this process's file accesses,
 // runs these tests again when any of them changes: the module's Go
-// sources, the client, the demo, the node tests and the lock file.
+// sources, the client's sources and build, the demo, the node tests, the
+// lock file, and the README whose examples the package test runs.
 func trackInputs(t *testing.T) {
 	t.Helper()
 	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
@@ -209,7 +238,7 @@ func trackInputs(t *testing.T) {
 			return nil
 		}
 		switch filepath.Ext(path) {
-		case ".go", ".mod", ".sum", ".js", ".mjs", ".ts", ".html", ".css", ".json", ".sql":
+		case ".go", ".mod", ".sum", ".js", ".cjs", ".mjs", ".ts", ".cts", ".html", ".css", ".json", ".sql", ".md":
 			_, err := os.Stat(path)
 			return err
 		}

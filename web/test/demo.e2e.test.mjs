@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
-import { PresenceClient } from '../static/presence.js';
+import { PresenceClient } from '@presenced/client';
 import { devToken, repoRoot, startHttpProxy, startServer, waitFor } from './helpers.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 
-import { PresenceClient, State, Transport } from '../static/presence.js';
+import { PresenceClient, State, Transport } from '@presenced/client';
 import { devToken, nextEvent, restStatus, sleep, startProxy, startServer, waitFor } from './helpers.mjs';
 
 const it = (name, fn, timeout = 30000) => test(name, { timeout }, fn);

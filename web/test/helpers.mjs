@@ -106,7 +106,10 @@ export async function devToken(url, userId, username) {
 // startProxy listens on a loopback port and forwards TCP to target
 // (host:port). mode 'refuse' closes new connections at once, as a proxy
 // that blocks WebSockets does; mode 'blackhole' accepts them and forwards
-// nothing, as a network that lost its route does; freeze() stops the bytes
+// nothing, as a network that lost its route does; mode 'mute' forwards the
+// client's bytes and the server's answer to the handshake, and nothing of
+// the server's after it, as a proxy that lets a WebSocket upgrade through
+// and then swallows its frames does; freeze() stops the bytes
 // of the open connections without closing them, as a network that vanished
 // does.
 // requests() lists the HTTP request heads that clients sent through it
@@ -184,7 +187,19 @@ export function startProxy(target) {
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
     client.pipe(upstream);
-    upstream.pipe(client);
+    if (proxy.mode === 'mute') {
+      let head = '';
+      upstream.on('data', (chunk) => {
+        if (head === null) return;
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        client.write(Buffer.from(head.slice(0, end + 4), 'latin1'));
+        head = null;
+      });
+    } else {
+      upstream.pipe(client);
+    }
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
     proxy.port = server.address().port;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 
-import { PresenceClient, PresenceError, State, Transport, decodeFrame } from '../static/presence.js';
+import { PresenceClient, PresenceError, State, Transport, decodeFrame } from '@presenced/client';
 import { devToken, mulberry32, nextEvent, restStatus, startProxy, startServer, waitFor } from './helpers.mjs';
 
 const it = (name, fn, timeout = 30000) => test(name, { timeout }, fn);
@@ -325,6 +325,26 @@ describe('the status: the last word wins', () => {
       }, String(w));
     }
     assert.deepEqual(c.desiredStatus, {}, 'refused input is not kept');
+  });
+
+  it('last_seen_visible is a status field like the others: false hides last_seen from watchers', async (t) => {
+    t.after(closeAll);
+    const token = await devToken(srv.url, 17, 'quin');
+    const quin = client({ url: srv.url, token, tokenIn: 'header' });
+    const watcher = client({ url: srv.url, token: await devToken(srv.url, 18, 'rue'), tokenIn: 'header' });
+    quin.connect();
+    watcher.connect();
+    await watcher.subscribe([17]);
+    await waitFor(() => watcher.get(17)?.last_seen, 'a last_seen for quin');
+    const st = await quin.setStatus({ last_seen_visible: false });
+    assert.equal(st.last_seen_visible, false);
+    assert.equal((await restStatus(srv.url, token)).last_seen_visible, false);
+    // A watcher's fresh snapshot reads it as null.
+    await watcher.unsubscribe([17]);
+    const [p] = await watcher.subscribe([17]);
+    assert.equal(p.last_seen, null);
+    assert.deepEqual(quin.desiredStatus, { last_seen_visible: false });
+    await assert.rejects(quin.setStatus({ last_seen_visible: 'no' }), /last_seen_visible must be true or false/);
   });
 
   it('a new socket sets the status again, only the fields the app set', async (t) => {

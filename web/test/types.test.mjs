@@ -1,5 +1,6 @@
-// presence.d.ts against presence.js: every export is declared, and an
-// app's typical use type-checks under tsc --strict (test/types/usage.ts).
+// The declarations against the code, for each of @presenced/client's
+// entries: every export is declared, and an app's typical use type-checks
+// under tsc --strict (test/types/usage.ts).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -9,18 +10,23 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import * as presence from '../static/presence.js';
+import * as presence from '@presenced/client';
+import * as react from '@presenced/client/react';
+import * as reactNative from '@presenced/client/react-native';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const src = path.join(here, '..', 'client', 'src');
 
-test('presence.d.ts declares exactly what presence.js exports', () => {
-  const dts = readFileSync(path.join(here, '..', 'static', 'presence.d.ts'), 'utf8');
-  const declared = [...dts.matchAll(/^export declare (?:class|function|const) (\w+)/gm)].map((m) => m[1]).sort();
-  assert.deepEqual(declared, Object.keys(presence).sort());
-});
+for (const [name, mod] of [['presence', presence], ['react', react], ['react-native', reactNative]]) {
+  test(`${name}.d.ts declares exactly what ${name}.js exports`, () => {
+    const dts = readFileSync(path.join(src, name + '.d.ts'), 'utf8');
+    const declared = [...dts.matchAll(/^export declare (?:class|function|const) (\w+)/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(declared, Object.keys(mod).sort());
+  });
+}
 
 test('every timing is declared in presence.d.ts and named in the README\'s JavaScript client section', () => {
-  const dts = readFileSync(path.join(here, '..', 'static', 'presence.d.ts'), 'utf8');
+  const dts = readFileSync(path.join(src, 'presence.d.ts'), 'utf8');
   const timings = dts.slice(dts.indexOf('export interface Timings'), dts.indexOf('export declare const defaults'));
   const readme = readFileSync(path.join(here, '..', '..', 'README.md'), 'utf8');
   const start = readme.indexOf('\n## JavaScript client\n');

@@ -1,9 +1,10 @@
 // Compiled (never run) by types.test.mjs with tsc --strict: an app's use
-// of presence.js must type-check against presence.d.ts, and misuse must not.
+// of @presenced/client must type-check against its declarations, and
+// misuse must not.
 import {
-  PresenceClient, PresenceError, State, Transport, backoffDelay, decodeFrame, defaults, shouldReconnect, tokenExpiry,
-} from '../../static/presence.js';
-import type { Presence, StateName, TransportName, UserStatus } from '../../static/presence.js';
+  PROTOCOL_VERSION, PresenceClient, PresenceError, State, Transport, backoffDelay, decodeFrame, defaults, shouldReconnect, tokenExpiry,
+} from '@presenced/client';
+import type { Presence, StateName, TokenRequest, TransportName, UserStatus } from '@presenced/client';
 
 const client = new PresenceClient({
   url: 'https://presence.example.com',
@@ -25,7 +26,17 @@ const netInfo = {
   },
 };
 new PresenceClient({ url: 'https://x', token: 't', storage: asyncStorage, network: netInfo, statusTimeoutMs: Infinity });
-new PresenceClient({ url: 'https://x', token: 't', deviceId: 'tablet-1', rateLimitBackoffMs: 2000, closeTimeoutMs: 500 });
+new PresenceClient({ url: 'https://x', token: 't', deviceId: 'tablet-1', rateLimitBackoffMs: 2000, closeTimeoutMs: 500, answerTimeoutMs: 4000 });
+// A token function that caches, told when to refresh.
+let cached = '';
+new PresenceClient({
+  url: 'https://x',
+  token: async ({ forceRefresh }: TokenRequest) => (forceRefresh || !cached ? (cached = 'fresh') : cached),
+});
+const stopNet: () => void = client.watchNetwork(netInfo);
+stopNet();
+const protocol: 1 = PROTOCOL_VERSION;
+void protocol;
 client.connect();
 const off: () => void = client.on('presence', (p: Presence, prev: Presence | undefined) => {
   const busyFor: number | null = p.wait_time;
@@ -50,6 +61,8 @@ async function use(): Promise<void> {
   const since: string | null | undefined = st.busy_since;
   void since;
   await client.setStatus({ is_online: false });
+  const hidden: boolean | undefined = (await client.setStatus({ last_seen_visible: false })).last_seen_visible;
+  void hidden;
   const pending: boolean = client.statusPending;
   const wanted: boolean | undefined = client.desiredStatus.is_busy;
   const mine: UserStatus | null = client.lastStatus;
@@ -82,5 +95,9 @@ client.on('presences', () => {});
 new PresenceClient({ url: 'x', token: 't', tokenIn: 'cookie' });
 // @ts-expect-error a storage needs setItem too
 new PresenceClient({ url: 'x', token: 't', storage: { getItem: () => null } });
+// @ts-expect-error a token function returns a string, not a number
+new PresenceClient({ url: 'x', token: () => 7 });
+// @ts-expect-error watchNetwork takes a NetInfo-shaped source
+client.watchNetwork({});
 // @ts-expect-error the device id is a string
 new PresenceClient({ url: 'x', token: 't', deviceId: 7 });

@@ -1,6 +1,8 @@
-// presence.js: the presenced client for browsers and React Native.
+// @presenced/client: the presenced client for browsers, React Native and
+// Node.
 //
-// A dependency-free ES module. It keeps one WebSocket to the hub, watches a
+// Dependency-free; built by build.mjs into dist/ as an ES module and a
+// CommonJS module, and served by presenced itself at /presence.js. It keeps one WebSocket to the hub, watches a
 // set of users and keeps their presence in a local cache, marked stale
 // while no transport delivers it; it reconnects with backoff (at once when
 // the network comes back), subscribes again after every reconnect, notices
@@ -9,6 +11,13 @@
 // The signed-in user's status is state, not a stream of commands: the
 // client keeps the status the app asked for and makes the server hold it.
 // See the README's "JavaScript client" section and presence.d.ts for the API.
+
+/**
+ * The version of presenced's protocol this client speaks: the REST and
+ * WebSocket API of the README, with device ids, busy_since and status
+ * coalescing. It changes only with a major version of the package.
+ */
+export const PROTOCOL_VERSION = 1;
 
 /** The transports a client can be using. */
 export const Transport = Object.freeze({ NONE: 'none', WEBSOCKET: 'websocket', POLLING: 'polling' });
@@ -30,6 +39,7 @@ export const defaults = Object.freeze({
   backoffMaxMs: 30000,
   backoffFactor: 2,
   connectTimeoutMs: 10000,
+  answerTimeoutMs: 3000,
   pingIntervalMs: 20000,
   pongTimeoutMs: 10000,
   requestTimeoutMs: 10000,
@@ -72,6 +82,9 @@ export class PresenceError extends Error {
 
 /** The close code the server uses for a socket that ignored its message rate. */
 const CLOSE_RATE_LIMITED = 4429;
+/** The server's close codes for a token that expired on an open socket, and one refused at connect. */
+const CLOSE_TOKEN_EXPIRED = 4002;
+const CLOSE_TOKEN_REFUSED = 4401;
 
 /**
  * shouldReconnect tells whether a WebSocket close code allows reconnecting:
@@ -220,13 +233,25 @@ function browserStorage() {
   return null;
 }
 
+function checkToken(token) {
+  if (typeof token !== 'string' && typeof token !== 'function') {
+    throw new TypeError('PresenceClient: token must be a string or a function returning one');
+  }
+}
+
+function checkNetwork(source) {
+  if (typeof source?.addEventListener !== 'function') {
+    throw new TypeError('PresenceClient: network must have addEventListener(listener) returning an unsubscribe function, as NetInfo does');
+  }
+}
+
 function isThenable(v) {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
 }
 
 // ---- the status the app asked for ----
 
-const STATUS_FIELDS = ['is_online', 'is_busy', 'wait_time'];
+const STATUS_FIELDS = ['is_online', 'is_busy', 'wait_time', 'last_seen_visible'];
 const MAX_WAIT_TIME = 7 * 24 * 60; // the server's limit: a week, in minutes
 
 // checkStatus validates a setStatus argument, so that the merged status the
@@ -237,7 +262,7 @@ function checkStatus(fields) {
   }
   const out = {};
   for (const k of Object.keys(fields)) {
-    if (!STATUS_FIELDS.includes(k)) throw new TypeError(`setStatus: unknown field ${k}; use is_online, is_busy or wait_time`);
+    if (!STATUS_FIELDS.includes(k)) throw new TypeError(`setStatus: unknown field ${k}; use is_online, is_busy, wait_time or last_seen_visible`);
     const v = fields[k];
     if (v === undefined) continue;
     if (k === 'wait_time') {
@@ -249,7 +274,7 @@ function checkStatus(fields) {
     }
     out[k] = v;
   }
-  if (Object.keys(out).length === 0) throw new TypeError('setStatus: give at least one of is_online, is_busy, wait_time');
+  if (Object.keys(out).length === 0) throw new TypeError('setStatus: give at least one of is_online, is_busy, wait_time, last_seen_visible');
   return out;
 }
 
@@ -277,9 +302,7 @@ export class PresenceClient {
     if (typeof o.url !== 'string' || !/^https?:\/\//i.test(o.url)) {
       throw new TypeError('PresenceClient: url must be the server\'s http(s) address, e.g. "https://presence.example.com"');
     }
-    if (typeof o.token !== 'string' && typeof o.token !== 'function') {
-      throw new TypeError('PresenceClient: token must be a string or a function returning one');
-    }
+    checkToken(o.token);
     this._base = o.url.replace(/\/+$/, '');
     this._wsUrl = o.wsUrl ?? wsUrlOf(this._base);
     this._token = o.token;
@@ -303,10 +326,9 @@ export class PresenceClient {
       }
     }
     this._random = o.random ?? Math.random;
-    if (o.network !== undefined && typeof o.network?.addEventListener !== 'function') {
-      throw new TypeError('PresenceClient: network must have addEventListener(listener) returning an unsubscribe function, as NetInfo does');
-    }
-    this._network = o.network ?? null;
+    if (o.network !== undefined) checkNetwork(o.network);
+    // Network-state sources -> their unsubscribe function while listened to, else null.
+    this._networks = new Map(o.network ? [[o.network, null]] : []);
 
     this._state = State.IDLE;
     this._transport = Transport.NONE;
@@ -327,6 +349,11 @@ export class PresenceClient {
     this._failures = 0; // socket attempts in a row that never got an answer
     this._held = false; // the reconnect waits out a 4429: network news does not cut it short
     this._retrySoon = false; // network news came while a socket was opening: if it fails, retry at once
+    this._hangs = false; // a socket here opened and never answered: poll at once, for the client's life
+    this._warnedNoSocket = false;
+    this._forceToken = false; // the server said the token expired: the next one is asked with forceRefresh
+    this._forcedRetry = false; // a refused token was retried once with forceRefresh since the last good socket
+    this._forcing = null; // the token function's pending forceRefresh call, shared
     this._polling = false;
     this._pollRunning = false;
     this._pollWanted = false;
@@ -425,6 +452,9 @@ export class PresenceClient {
     this._clearTimer('keepalive');
     this._clearTimer('statusRetry');
     this._setState(State.CONNECTING);
+    // Sockets here open and then hang (a proxy that swallows them): poll
+    // at once, and let the socket prove itself on its own time.
+    if (this._hangs && this._canPoll()) this._startPolling();
     this._openSocket();
   }
 
@@ -489,11 +519,30 @@ export class PresenceClient {
    * @param {string | (() => string | Promise<string>)} token
    */
   setToken(token) {
-    if (typeof token !== 'string' && typeof token !== 'function') {
-      throw new TypeError('PresenceClient: token must be a string or a function returning one');
-    }
+    checkToken(token);
     this._token = token;
     if (this._state === State.STOPPED) this.connect();
+  }
+
+  /**
+   * watchNetwork listens to a network-state source in NetInfo's shape, as
+   * the network option does, for a client made before the source was at
+   * hand (the React Native helper uses it). It returns the function that
+   * stops listening; close() stops every source.
+   * @param {{addEventListener(listener: (state: object) => void): (() => void) | {remove(): void}}} source
+   * @returns {() => void}
+   */
+  watchNetwork(source) {
+    checkNetwork(source);
+    if (this._state === State.CLOSED) throw new PresenceError('the client is closed');
+    if (!this._networks.has(source)) {
+      this._networks.set(source, this._detach ? this._listenNetwork(source) : null);
+    }
+    return () => {
+      const off = this._networks.get(source);
+      this._networks.delete(source);
+      off?.();
+    };
   }
 
   /**
@@ -735,20 +784,33 @@ export class PresenceClient {
       d.addEventListener('visibilitychange', shown);
       offs.push(() => d.removeEventListener('visibilitychange', shown));
     }
-    if (this._network) {
-      let up = null; // unknown until the source's first report
-      const unsubscribe = this._network.addEventListener((s) => {
-        const now = s?.isConnected === true && s?.isInternetReachable !== false;
-        const was = up;
-        up = now;
-        // Back up: try now. Gone: check the socket now, instead of at the
-        // next ping, so the cache shows stale sooner.
-        if (now !== was) this._networkHint();
-      });
-      if (typeof unsubscribe === 'function') offs.push(unsubscribe);
-      else if (typeof unsubscribe?.remove === 'function') offs.push(() => unsubscribe.remove());
+    for (const [source, off] of this._networks) {
+      if (!off) this._networks.set(source, this._listenNetwork(source));
     }
-    this._detach = () => { for (const off of offs) off(); };
+    this._detach = () => {
+      for (const off of offs) off();
+      for (const [source, off] of this._networks) {
+        off?.();
+        this._networks.set(source, null);
+      }
+    };
+  }
+
+  // _listenNetwork listens to one network-state source and returns the
+  // function that stops it.
+  _listenNetwork(source) {
+    let up = null; // unknown until the source's first report
+    const unsubscribe = source.addEventListener((s) => {
+      const now = s?.isConnected === true && s?.isInternetReachable !== false;
+      const was = up;
+      up = now;
+      // Back up: try now. Gone: check the socket now, instead of at the
+      // next ping, so the cache shows stale sooner.
+      if (now !== was) this._networkHint();
+    });
+    if (typeof unsubscribe === 'function') return unsubscribe;
+    if (typeof unsubscribe?.remove === 'function') return () => unsubscribe.remove();
+    return noop;
   }
 
   // _networkHint: the network may have changed. A client waiting to
@@ -804,13 +866,16 @@ export class PresenceClient {
   async _openSocket() {
     if (!this._running() || this._ws) return;
     if (!this._WebSocket) {
+      this._warnNoWebSocket();
       this._startPolling();
       return;
     }
     let token;
     let device;
     try {
-      token = await this._resolveToken();
+      const force = this._forceToken;
+      this._forceToken = false;
+      token = force ? await this._freshToken() : await this._resolveToken();
       device = await this._deviceReady;
     } catch (err) {
       this._emit('error', new PresenceError('token function failed', { cause: err }));
@@ -837,6 +902,12 @@ export class PresenceClient {
     this._setTimer('connect', this._t.connectTimeoutMs, () => this._dropSocket(ws, 'no answer from the server in time'));
     ws.onopen = () => {
       if (this._ws !== ws) return;
+      // Open but silent: a proxy that lets the handshake through and then
+      // swallows the socket. That is worth polling for at once.
+      this._setTimer('answer', this._t.answerTimeoutMs, () => {
+        this._hangs = true;
+        this._dropSocket(ws, `the socket opened but no answer came within ${this._t.answerTimeoutMs} ms`);
+      });
       const ids = [...this._watched];
       if (ids.length) this._sendSubscribe(ids); else this._send({ type: 'ping', id: this._nextId++ });
     };
@@ -868,6 +939,7 @@ export class PresenceClient {
     this._ws = null;
     this._wsReady = false;
     this._clearTimer('connect');
+    this._clearTimer('answer');
     this._clearTimer('ping');
     this._clearTimer('pong');
     this._clearTimer('refresh');
@@ -884,10 +956,19 @@ export class PresenceClient {
     this._forgetSocket();
     if (!this._running()) return;
     const why = `the server closed the connection with ${code}${reason ? ': ' + reason : ''}`;
+    if (code === CLOSE_TOKEN_REFUSED && typeof this._token === 'function' && !this._forcedRetry) {
+      // An expired (or rotated) token that the app's function cached: ask
+      // it once for a new one, at once, before giving up.
+      this._forcedRetry = true;
+      this._forceToken = true;
+      this._setTimer('reconnect', 0, () => this._openSocket());
+      return;
+    }
     if (!shouldReconnect(code)) {
       this._halt(new PresenceError(why, { code }));
       return;
     }
+    if (code === CLOSE_TOKEN_EXPIRED) this._forceToken = true;
     if (this._transport === Transport.WEBSOCKET) this._lost();
     if (heard) {
       this._failures = 0;
@@ -907,7 +988,7 @@ export class PresenceClient {
   _socketFailed(count = true, hold = 0) {
     if (!this._running()) return;
     if (count) this._failures++;
-    if (this._failures >= this._t.fallbackAfter && this._fetch) this._startPolling();
+    if ((this._failures >= this._t.fallbackAfter || this._hangs) && this._canPoll()) this._startPolling();
     let delay = Math.max(backoffDelay(this._attempt++, this._t, this._random), hold);
     if (this._retrySoon && hold === 0) {
       this._attempt = 0;
@@ -926,7 +1007,10 @@ export class PresenceClient {
   _socketReady() {
     this._wsReady = true;
     this._retrySoon = false;
+    this._hangs = false;
+    this._forcedRetry = false;
     this._clearTimer('connect');
+    this._clearTimer('answer');
     this._attempt = 0;
     this._failures = 0;
     this._stopPolling();
@@ -954,6 +1038,9 @@ export class PresenceClient {
     let token;
     try {
       token = await this._resolveToken();
+      // A function that caches tokens may hand back the one about to
+      // expire: ask it, once, for a new one.
+      if (!(tokenExpiry(token) > oldExp) && this._ws === ws) token = await this._freshToken();
     } catch (err) {
       this._emit('error', new PresenceError('token function failed', { cause: err }));
       return;
@@ -1301,15 +1388,46 @@ export class PresenceClient {
 
   // ---- REST ----
 
-  async _resolveToken() {
-    const t = typeof this._token === 'function' ? await this._token() : this._token;
+  // _resolveToken asks the token function (if any) for a token; with
+  // forceRefresh, for a new one rather than one it cached.
+  async _resolveToken(forceRefresh = false) {
+    const t = typeof this._token === 'function' ? await this._token({ forceRefresh }) : this._token;
     if (typeof t !== 'string' || t === '') throw new PresenceError('the token function returned no token');
     return t;
   }
 
-  async _rest(method, path, body) {
+  // _freshToken is _resolveToken(true), shared by the requests that learn
+  // at the same time that the token has expired.
+  _freshToken() {
+    if (!this._forcing) {
+      const p = this._resolveToken(true);
+      this._forcing = p;
+      const clear = () => { if (this._forcing === p) this._forcing = null; };
+      p.then(clear, clear);
+    }
+    return this._forcing;
+  }
+
+  _canPoll() {
+    return this._fetch !== undefined && this._t.fallbackAfter !== Infinity;
+  }
+
+  // _warnNoWebSocket says once why the client polls: a platform without
+  // WebSocket (Node before 22 without the ws package).
+  _warnNoWebSocket() {
+    if (this._warnedNoSocket) return;
+    this._warnedNoSocket = true;
+    const err = new PresenceError('no WebSocket here, so the client polls; in Node, pass the ws package as the WebSocket option');
+    if (this._listeners.get('error')?.size) this._emit('error', err);
+    else if (typeof console !== 'undefined') console.warn('presenced: ' + err.message);
+  }
+
+  // _rest makes one REST request. A 401 with a token function is tried
+  // once more with a token asked for with forceRefresh (a cached one may
+  // have expired); a second 401 stops the client.
+  async _rest(method, path, body, forced = false) {
     if (!this._fetch) throw new PresenceError('no fetch on this platform; pass one in the options');
-    const token = await this._resolveToken();
+    const token = forced ? await this._freshToken() : await this._resolveToken();
     const device = await this._deviceReady;
     const ctl = typeof AbortController === 'function' ? new AbortController() : null;
     const timer = ctl ? setTimeout(() => ctl.abort(), this._t.requestTimeoutMs) : undefined;
@@ -1346,6 +1464,7 @@ export class PresenceClient {
         code: refusedToken ? 4401 : undefined,
         retryAfterMs: retryAfter > 0 ? retryAfter * 1000 : undefined,
       });
+      if (refusedToken && !forced && typeof this._token === 'function') return this._rest(method, path, body, true);
       // A refused token is as final over REST as close 4401 on a socket.
       if (refusedToken) this._halt(err);
       throw err;

@@ -1,5 +1,8 @@
-// Type declarations for presence.js, the presenced client for browsers and
-// React Native.
+// Type declarations for @presenced/client, the presenced client for
+// browsers, React Native and Node.
+
+/** The version of presenced's protocol this client speaks (1: the API of the README, with device ids and busy_since). */
+export declare const PROTOCOL_VERSION: 1;
 
 /**
  * What a watcher learns about a user (the server's UserPresence), and how
@@ -38,6 +41,8 @@ export interface UserStatus {
   /** When is_busy turned true (RFC 3339); absent from a server that does not send it yet. */
   busy_since?: string | null;
   last_seen: string | null;
+  /** false when the user hides last_seen from others; absent from a server that does not send it yet. */
+  last_seen_visible?: boolean;
   created_at: string | null;
   updated_at: string | null;
 }
@@ -49,6 +54,8 @@ export interface StatusUpdate {
   is_busy?: boolean;
   /** Whole minutes, 0 to 10080, or null. Cleared by the server when not busy. */
   wait_time?: number | null;
+  /** false hides last_seen from others (they read null); true shows it again. */
+  last_seen_visible?: boolean;
 }
 
 export type TransportName = 'none' | 'websocket' | 'polling';
@@ -70,6 +77,12 @@ export interface Timings {
   backoffFactor?: number;
   /** A socket must open and be answered within this, or counts as failed. Default 10000. */
   connectTimeoutMs?: number;
+  /**
+   * A socket that opened but sent nothing within this is taken for one a
+   * proxy swallows: the client polls at once, and from then on starts
+   * polling at every connect() until a socket is answered. Default 3000.
+   */
+  answerTimeoutMs?: number;
   /** How often an open socket is pinged by the client. Default 20000. */
   pingIntervalMs?: number;
   /** A ping unanswered this long marks the socket dead. Default 10000. */
@@ -143,20 +156,42 @@ export interface NetworkSource {
   addEventListener(listener: (state: NetworkState) => void): (() => void) | { remove(): void };
 }
 
+/** What the client tells a token function. */
+export interface TokenRequest {
+  /**
+   * true when the last token was refused as expired (close 4002 or 4401, a
+   * REST 401) or is about to expire and a refresh is due: return a new
+   * token, not a cached one.
+   */
+  forceRefresh: boolean;
+}
+
+/** Gives the client a token; see TokenRequest. A function that takes no argument fits too. */
+export type TokenFunction = (request: TokenRequest) => string | Promise<string>;
+
 export interface PresenceClientOptions extends Timings {
   /** The server's http(s) address, e.g. "https://presence.example.com". */
   url: string;
   /** The WebSocket address; default: url with ws(s):// and /ws. */
   wsUrl?: string;
-  /** A bearer token, or a function giving one; the function is called for every connection and REST call. */
-  token: string | (() => string | Promise<string>);
+  /**
+   * A bearer token, or a function giving one; the function is called for
+   * every connection and REST call, with forceRefresh true when the server
+   * said the token it gave has expired (or it is about to), so that a
+   * function that caches tokens returns a new one.
+   */
+  token: string | TokenFunction;
   /**
    * Where the socket carries the token: 'header' (Authorization; React
    * Native and Node's ws) or 'query' (?access_token=; browsers). Default:
    * 'header' on React Native, 'query' elsewhere.
    */
   tokenIn?: 'header' | 'query';
-  /** Default: globalThis.WebSocket. */
+  /**
+   * Default: globalThis.WebSocket. In Node before 22, pass the ws package's
+   * export; without any WebSocket the client polls over REST and says so
+   * (an error event at connect(), or console.warn with no error listener).
+   */
   WebSocket?: WebSocketConstructor;
   /** Default: globalThis.fetch. */
   fetch?: FetchLike;
@@ -198,7 +233,10 @@ export interface PresenceEvents {
   state: (state: StateName, previous: StateName) => void;
   /** The signed-in user's status, each time the server confirms an update (setStatus, or setting it again after a reconnect). */
   status: (status: UserStatus) => void;
-  /** Something failed; the client goes on unless state became 'stopped'. */
+  /**
+   * Something failed, or the client works in a lesser way (no WebSocket on
+   * the platform); it goes on unless state became 'stopped'.
+   */
   error: (error: PresenceError) => void;
 }
 
@@ -250,7 +288,13 @@ export declare class PresenceClient {
   /** Back from background(): connect(). */
   foreground(): void;
   close(): void;
-  setToken(token: string | (() => string | Promise<string>)): void;
+  setToken(token: string | TokenFunction): void;
+  /**
+   * Listen to a network-state source (NetInfo's shape) as the network
+   * option does, for a client made before the source was at hand. Returns
+   * the function that stops listening; close() stops every source.
+   */
+  watchNetwork(source: NetworkSource): () => void;
   subscribe(userIds: number | number[]): Promise<Presence[]>;
   unsubscribe(userIds: number | number[]): Promise<void>;
   /**
