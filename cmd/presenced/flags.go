@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ type explained struct {
 	kind    string // duration, int, float, bool or string
 	example string // a good value
 	failed  **failure
+	written string // the last value set, as it was written
 }
 
 // failure is the latest value that did not parse.
@@ -43,6 +46,7 @@ func (v *explained) Set(s string) error {
 	if err != nil {
 		*v.failed = &failure{value: s, problem: v.problem(s)}
 	}
+	v.written = s
 	return err
 }
 
@@ -75,6 +79,9 @@ func explainFlags(fs *flag.FlagSet) func(error) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		v := &explained{Value: f.Value, kind: kindOf(f.Value), failed: &failed}
 		v.example = exampleOf(v.kind, f.DefValue)
+		if e, ok := examples[f.Name]; ok {
+			v.example = e
+		}
 		f.Value = v
 	})
 	fs.Usage = func() {}
@@ -146,6 +153,120 @@ func exampleOf(kind, def string) string {
 		return examples[kind]
 	}
 	return def
+}
+
+// examples are good values of the flags whose default is empty, for the
+// errors that ask for one.
+var examples = map[string]string{
+	"admin-addr":          "127.0.0.1:9090",
+	"dev-secret":          "$(openssl rand -hex 32)",
+	"jwt-secret":          "$(openssl rand -hex 32)",
+	"jwt-secret-previous": "$(openssl rand -hex 32)",
+	"jwt-issuer":          "https://auth.example.com",
+	"jwt-audience":        "presenced",
+	"jwt-public-key-file": "/etc/presenced/jwt.pem",
+	"jwt-jwks-url":        "https://auth.example.com/.well-known/jwks.json",
+	"client-ip-header":    "X-Forwarded-For",
+	"allowed-origins":     "https://app.example.com",
+	"database-url":        "postgres://presenced@db:5432/presence",
+	"node-id":             "node1",
+}
+
+// positive are the number flags that must be above 0: at 0 they would
+// mean nothing, or (for most) silently fall back to their default. Every
+// other number flag must not be negative; its 0 is documented (no limit,
+// no delay, no leeway). A test fails for a number flag in neither list.
+var positive = map[string]bool{
+	"read-header-timeout": true, "read-timeout": true, "idle-timeout": true, "max-idle-connections": true,
+	"jwt-jwks-max-age": true, "jwt-jwks-min-refresh": true, "grace": true, "heartbeat-ttl": true,
+	"ping-interval": true, "pong-timeout": true, "write-timeout": true, "max-message-bytes": true,
+	"max-ids": true, "max-username-length": true, "max-subscriptions": true, "max-connections-per-user": true,
+	"max-queue-bytes": true, "message-burst": true, "request-burst": true, "socket-burst-per-ip": true,
+	"socket-burst": true, "shutdown-timeout": true, "lease-ttl": true, "sweep-interval": true,
+	"watch-authz-ttl": true, "watch-authz-timeout": true,
+}
+
+// mayBeZero are the number flags whose 0 is documented.
+var mayBeZero = map[string]bool{
+	"jwt-leeway": true, "shutdown-delay": true, "max-bad-messages": true, "max-messages-per-second": true,
+	"max-requests-per-second": true, "max-sockets-per-second-per-ip": true, "max-sockets-per-second": true,
+}
+
+// checkValue says what is wrong with f's value, which parsed, or "".
+func checkValue(f *flag.Flag) string {
+	v := f.Value.(*explained)
+	var n float64
+	switch x := v.Value.(flag.Getter).Get().(type) {
+	case time.Duration:
+		n = float64(x)
+	case int:
+		n = float64(x)
+	case int64:
+		n = float64(x)
+	case float64:
+		n = x
+	case string:
+		return checkText(f.Name, x)
+	default:
+		return ""
+	}
+	switch {
+	case positive[f.Name] && n <= 0:
+		return "must be above 0"
+	case n < 0:
+		return "must not be negative"
+	}
+	return ""
+}
+
+// checkText checks the string flags whose values are a choice or an
+// address.
+func checkText(name, s string) string {
+	switch name {
+	case "log-level":
+		var l slog.Level
+		if l.UnmarshalText([]byte(s)) != nil {
+			return "not a level (debug, info, warn or error)"
+		}
+	case "log-format":
+		if s != "json" && s != "text" {
+			return "neither json nor text"
+		}
+	case "addr", "admin-addr":
+		if s == "" && name == "admin-addr" {
+			return "" // none
+		}
+		_, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return "not an address of the form host:port (an empty host: all interfaces)"
+		}
+		if _, err := net.LookupPort("tcp", port); err != nil || port == "" {
+			return "port " + strconv.Quote(port) + " is not a port number"
+		}
+	}
+	return ""
+}
+
+// checkValues refuses the first flag whose value parsed but is wrong,
+// naming it as it was set: the flag, or its variable (from says which).
+func checkValues(fs *flag.FlagSet, from map[string]string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		problem := checkValue(f)
+		if problem == "" {
+			return
+		}
+		v := f.Value.(*explained)
+		if name := from[f.Name]; name != "" && name != "-"+f.Name {
+			err = fmt.Errorf("%s=%s: %s, e.g. %s=%s", name, v.written, problem, name, v.example)
+			return
+		}
+		err = fmt.Errorf("%s: %s, e.g. %s", flagSetting(f, v.written), problem, flagSetting(f, v.example))
+	})
+	return err
 }
 
 // printUsage writes -h: what presenced is, then every flag with its kind,

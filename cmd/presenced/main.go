@@ -103,6 +103,7 @@ type options struct {
 	watchAuthzTTL   time.Duration
 	watchAuthzWait  time.Duration
 	version         bool
+	from            map[string]string // flag name: the flag or variable that set it
 }
 
 // newFlags defines every flag into o. The README's configuration table
@@ -179,6 +180,7 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	var o options
 	fs := newFlags(&o, output)
 	explain := explainFlags(fs)
+	o.from = map[string]string{}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if commandLineOnly[f.Name] {
@@ -187,6 +189,7 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
+			o.from[f.Name] = envName(f.Name)
 			if err := f.Value.Set(v); err != nil && envErr == nil {
 				envErr = envError(f, v)
 			}
@@ -205,10 +208,23 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("%q is not a flag: presenced takes only flags, such as -addr :8080 (presenced -h lists them)", fs.Arg(0))
 	}
-	if o.databaseURL == "" {
-		o.databaseURL = getenv("DATABASE_URL")
+	fs.Visit(func(f *flag.Flag) { o.from[f.Name] = "-" + f.Name })
+	if err := checkValues(fs, o.from); err != nil {
+		return o, err
+	}
+	if o.databaseURL == "" && getenv("DATABASE_URL") != "" {
+		o.databaseURL, o.from["database-url"] = getenv("DATABASE_URL"), "DATABASE_URL"
 	}
 	return o, nil
+}
+
+// setBy names where the value of the flag name came from, for errors
+// that are found only when it is used: the flag, or its variable.
+func (o *options) setBy(name string) string {
+	if from := o.from[name]; from != "" {
+		return from
+	}
+	return "-" + name
 }
 
 func envName(flagName string) string {
@@ -227,9 +243,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
-	}
+	_ = level.UnmarshalText([]byte(o.logLevel)) // parseFlags checked it
 	log, err := newLogger(stderr, o.logFormat, level)
 	if err != nil {
 		return err
@@ -285,7 +299,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", o.setBy("addr"), o.addr, err)
 	}
 	ccfg := transport.ConnConfig{
 		ReadHeaderTimeout: o.readHeader, ReadTimeout: o.readTimeout, WriteTimeout: o.readTimeout + o.writeTimeout,
@@ -300,7 +314,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		adminLn, err := net.Listen("tcp", o.adminAddr)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("-admin-addr: %w", err)
+			return fmt.Errorf("%s %s: %w", o.setBy("admin-addr"), o.adminAddr, err)
 		}
 		adminSrv := transport.NewHTTPServer(srv.AdminHandler(), ccfg)
 		adminExited := make(chan struct{})
@@ -391,7 +405,9 @@ func openStore(ctx context.Context, o *options, m *metrics.Metrics, log *slog.Lo
 		Observer: m, Logger: log,
 	})
 	if err != nil {
-		return storage{}, err
+		// The URL is not repeated: it may hold a password. pgx lists a
+		// failed connection's hosts on lines of their own.
+		return storage{}, fmt.Errorf("%s: %s", o.setBy("database-url"), strings.Join(strings.Fields(err.Error()), " "))
 	}
 	return storage{
 		store: pg, feed: pg,

@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -150,6 +153,19 @@ func TestBadFlagsAndVariablesSayWhatIsWrongInOneLine(t *testing.T) {
 		{[]string{"-gracee", "5s"}, nil, "-gracee is not a flag of presenced (presenced -h lists them)"},
 		{[]string{"-grace"}, nil, "-grace needs a value, e.g. -grace 5s"},
 		{[]string{"-addr", ":8080", "grace"}, nil, `"grace" is not a flag: presenced takes only flags, such as -addr :8080 (presenced -h lists them)`},
+		{[]string{"-admin-addr"}, nil, "-admin-addr needs a value, e.g. -admin-addr 127.0.0.1:9090"},
+		// Values that parse but mean nothing.
+		{[]string{"-grace", "0s"}, nil, "-grace 0s: must be above 0, e.g. -grace 5s"},
+		{nil, map[string]string{"PRESENCE_SWEEP_INTERVAL": "-1s"}, "PRESENCE_SWEEP_INTERVAL=-1s: must be above 0, e.g. PRESENCE_SWEEP_INTERVAL=5s"},
+		{[]string{"-max-ids", "0"}, nil, "-max-ids 0: must be above 0, e.g. -max-ids 100"},
+		{[]string{"-max-messages-per-second", "-1"}, nil, "-max-messages-per-second -1: must not be negative, e.g. -max-messages-per-second 20"},
+		{[]string{"-shutdown-delay", "-500ms"}, nil, "-shutdown-delay -500ms: must not be negative, e.g. -shutdown-delay 5s"},
+		{[]string{"-log-level", "loud"}, nil, "-log-level loud: not a level (debug, info, warn or error), e.g. -log-level info"},
+		{nil, map[string]string{"PRESENCE_LOG_FORMAT": "xml"}, "PRESENCE_LOG_FORMAT=xml: neither json nor text, e.g. PRESENCE_LOG_FORMAT=json"},
+		{[]string{"-addr", "8080"}, nil, "-addr 8080: not an address of the form host:port (an empty host: all interfaces), e.g. -addr :8080"},
+		{nil, map[string]string{"PRESENCE_ADMIN_ADDR": ":99999"}, `PRESENCE_ADMIN_ADDR=:99999: port "99999" is not a port number, e.g. PRESENCE_ADMIN_ADDR=127.0.0.1:9090`},
+		// A bad flag is named, though its variable holds a good value.
+		{[]string{"-grace", "0s"}, map[string]string{"PRESENCE_GRACE": "2s"}, "-grace 0s: must be above 0, e.g. -grace 5s"},
 	} {
 		var out bytes.Buffer
 		_, err := parseFlags(tc.args, env(tc.env), &out)
@@ -158,6 +174,53 @@ func TestBadFlagsAndVariablesSayWhatIsWrongInOneLine(t *testing.T) {
 		}
 		if out.Len() > 0 {
 			t.Errorf("%v %v printed more than the error:\n%s", tc.args, tc.env, out.String())
+		}
+	}
+}
+
+// TestEveryNumberFlagHasARange keeps the range checks complete: a number
+// flag is either above 0 or documented with its 0, and its default passes.
+func TestEveryNumberFlagHasARange(t *testing.T) {
+	fs := newFlags(&options{}, io.Discard)
+	explainFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		switch kind := f.Value.(*explained).kind; {
+		case kind != "duration" && kind != "int" && kind != "float":
+		case positive[f.Name] == mayBeZero[f.Name]:
+			t.Errorf("-%s is a number flag in neither or both of positive and mayBeZero", f.Name)
+		case checkValue(f) != "":
+			t.Errorf("-%s's default %s is refused: %s", f.Name, f.DefValue, checkValue(f))
+		}
+	})
+}
+
+// TestErrorsFoundAtStartNameTheSetting: the listener's address and the
+// database are found bad only when used; the error still names the flag
+// or variable, in one line, and never the database password.
+func TestErrorsFoundAtStartNameTheSetting(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-addr", taken.Addr().String()}, nil, "-addr " + taken.Addr().String() + ": listen tcp " + taken.Addr().String() + ": bind: address already in use"},
+		{[]string{"-addr", "127.0.0.1:0"}, map[string]string{"PRESENCE_ADMIN_ADDR": taken.Addr().String()}, "PRESENCE_ADMIN_ADDR " + taken.Addr().String() + ": listen tcp"},
+		// Port 1 on loopback refuses at once.
+		{[]string{"-addr", "127.0.0.1:0"}, map[string]string{"DATABASE_URL": "postgres://u:hunter2hunter2@127.0.0.1:1/db"}, "DATABASE_URL: database: failed to connect to `user=u database=db`: 127.0.0.1:1"},
+		{[]string{"-addr", "127.0.0.1:0", "-database-url", "postgres://u:hunter2hunter2@127.0.0.1:x/db"}, nil, "-database-url: database url: cannot parse `postgres://u:xxxxx@127.0.0.1:x/db`: invalid port"},
+	} {
+		env := map[string]string{"PRESENCE_JWT_SECRET": startupSecret}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		err := run(context.Background(), tc.args, func(k string) string { return env[k] }, io.Discard, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%v %v: %v\nwant one line starting %s", tc.args, tc.env, err, tc.want)
 		}
 	}
 }
