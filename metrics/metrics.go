@@ -26,11 +26,13 @@ import (
 	"github.com/presenced/presenced/hub"
 	"github.com/presenced/presenced/internal/version"
 	"github.com/presenced/presenced/transport"
+	"github.com/presenced/presenced/transport/webhook"
 )
 
 var (
 	_ transport.Observer = (*Metrics)(nil)
 	_ hub.StoreObserver  = (*Metrics)(nil)
+	_ webhook.Observer   = (*Metrics)(nil)
 )
 
 // latencyBuckets spans a fast local write or delivery (half a
@@ -73,6 +75,10 @@ type Metrics struct {
 	storeWrite      *prometheus.HistogramVec
 	storeErrors     *prometheus.CounterVec
 	clusterNodes    prometheus.Gauge
+	webhookSent     *prometheus.CounterVec
+	webhookRetried  *prometheus.CounterVec
+	webhookFailed   *prometheus.CounterVec
+	webhookDropped  *prometheus.CounterVec
 }
 
 // New registers every metric. counts is read at each scrape for the
@@ -125,6 +131,13 @@ func New(counts func() hub.Stats) *Metrics {
 		m.storeWrite.WithLabelValues(op)
 		m.storeErrors.WithLabelValues(op)
 	}
+	m.webhookSent = f.counterVec("presenced_webhook_events_sent_total", "Webhook events a receiver took (a 2xx answer), by target.", "target")
+	m.webhookRetried = f.counterVec("presenced_webhook_retries_total",
+		"Webhook requests that failed with a 5xx, a 429, a timeout or a connection error and are tried again, by target.", "target")
+	m.webhookFailed = f.counterVec("presenced_webhook_events_failed_total",
+		"Webhook events given up because the receiver refused them with another 4xx, by target.", "target")
+	m.webhookDropped = f.counterVec("presenced_webhook_events_dropped_total",
+		"Webhook events dropped unsent because more than -webhook-queue waited for the target.", "target")
 	m.clusterNodes = f.gauge("presenced_cluster_nodes", "Live nodes of the cluster seen at the latest look at the leases, this one included; 0 without a cluster.", nil)
 
 	build := version.Get()
@@ -133,6 +146,34 @@ func New(counts func() hub.Stats) *Metrics {
 
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// WebhookTargets creates the webhook series of each target (as
+// webhook.Name writes it), so that they exist at zero from the start.
+func (m *Metrics) WebhookTargets(targets ...string) {
+	for _, t := range targets {
+		for _, c := range []*prometheus.CounterVec{m.webhookSent, m.webhookRetried, m.webhookFailed, m.webhookDropped} {
+			c.WithLabelValues(t)
+		}
+	}
+}
+
+// WebhookSent counts events a receiver took.
+func (m *Metrics) WebhookSent(target string, events int) {
+	m.webhookSent.WithLabelValues(target).Add(float64(events))
+}
+
+// WebhookRetried counts requests that failed and will be tried again.
+func (m *Metrics) WebhookRetried(target string) { m.webhookRetried.WithLabelValues(target).Inc() }
+
+// WebhookFailed counts events a receiver refused for good.
+func (m *Metrics) WebhookFailed(target string, events int) {
+	m.webhookFailed.WithLabelValues(target).Add(float64(events))
+}
+
+// WebhookDropped counts events dropped unsent because too many waited.
+func (m *Metrics) WebhookDropped(target string, events int) {
+	m.webhookDropped.WithLabelValues(target).Add(float64(events))
 }
 
 // Handler serves the metrics in the Prometheus exposition format.

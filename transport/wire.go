@@ -91,6 +91,15 @@ func EncodeEvent(p hub.Presence) []byte {
 	return append(b, '}')
 }
 
+// EncodePresence encodes p as a UserPresence object, as the webhooks'
+// events carry it in their data.
+func EncodePresence(p hub.Presence) []byte {
+	b := make([]byte, 0, 160+len(p.Username))
+	b = append(b, '{')
+	b = appendPresenceFields(b, p)
+	return append(b, '}')
+}
+
 // appendPresences appends ps as a JSON array of UserPresence objects, the
 // same bytes encoding/json writes for toPresencesJSON(ps) at a fraction of
 // the cost: a batch read of 100 users spent half its time in reflection.

@@ -262,7 +262,7 @@ func TestWatchConfigurationIsChecked(t *testing.T) {
 			base, "-watch-authz-ttl 100ms: at least 1s"},
 		"a zero timeout": {[]string{"-watch-policy", "callback", "-webhook-secret", backendWebhookSecret, "-watch-authz-url", "http://127.0.0.1:1/watch", "-watch-authz-timeout", "0s"},
 			base, "-watch-authz-timeout 0s"},
-		"a webhook secret without whsec_": {nil, with("PRESENCE_WEBHOOK_SECRET", "plain-secret"), "-webhook-secret (or PRESENCE_WEBHOOK_SECRET): a webhook secret is written whsec_"},
+		"a webhook secret without whsec_": {nil, with("PRESENCE_WEBHOOK_SECRET", "plain-secret"), "PRESENCE_WEBHOOK_SECRET: a webhook secret is written whsec_"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), env(tc.vars), &syncBuffer{}, nil)

@@ -183,7 +183,7 @@ var positive = map[string]bool{
 	"max-ids": true, "max-username-length": true, "max-subscriptions": true, "max-connections-per-user": true,
 	"max-queue-bytes": true, "message-burst": true, "request-burst": true, "socket-burst-per-ip": true,
 	"socket-burst": true, "shutdown-timeout": true, "lease-ttl": true, "sweep-interval": true,
-	"watch-authz-ttl": true, "watch-authz-timeout": true,
+	"watch-authz-ttl": true, "watch-authz-timeout": true, "webhook-queue": true, "webhook-max-backoff": true,
 }
 
 // mayBeZero are the number flags whose 0 is documented.

@@ -98,6 +98,9 @@ type options struct {
 	leaseTTL        time.Duration
 	sweepInterval   time.Duration
 	webhookSecret   string
+	webhookURLs     string
+	webhookQueue    int
+	webhookBackoff  time.Duration
 	watchPolicy     string
 	watchAuthzURL   string
 	watchAuthzTTL   time.Duration
@@ -159,6 +162,9 @@ func newFlags(o *options, output io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.nodeID, "node-id", "", "this node's name in the cluster; empty: host name and a random suffix")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 15*time.Second, "a node that stops renewing its lease for this long is dead; its users go offline within lease-ttl + sweep-interval")
 	fs.DurationVar(&o.sweepInterval, "sweep-interval", 5*time.Second, "how often a node looks for dead nodes and expired heartbeats")
+	fs.StringVar(&o.webhookURLs, "webhook-url", "", "comma-separated URLs of the app backend that receive user.online, user.offline and user.status events, signed with -webhook-secret")
+	fs.IntVar(&o.webhookQueue, "webhook-queue", 10000, "most webhook events waiting for one URL; beyond it the oldest are dropped and counted")
+	fs.DurationVar(&o.webhookBackoff, "webhook-max-backoff", time.Minute, "longest wait between two tries of a webhook request that failed with a 5xx, a 429 or a timeout")
 	fs.StringVar(&o.webhookSecret, "webhook-secret", "", "secret that signs webhooks and watch authorization requests as Standard Webhooks do: whsec_ and the base64 of at least 24 random bytes; comma-separated, requests carry a signature for each (rotation)")
 	fs.StringVar(&o.watchPolicy, "watch-policy", "open", "who may read whom: open (any signed-in user, anyone), claim (the users the token's watch claim lists) or callback (the app's backend at -watch-authz-url answers)")
 	fs.StringVar(&o.watchAuthzURL, "watch-authz-url", "", "with -watch-policy callback: the app backend's URL that presenced POSTs to, signed with -webhook-secret, to ask whom a user may read")
@@ -256,7 +262,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	watch, err := watchPolicy(&o, log)
+	signer, err := webhookSigner(&o)
+	if err != nil {
+		return err
+	}
+	watch, err := watchPolicy(&o, signer, log)
 	if err != nil {
 		return err
 	}
@@ -332,6 +342,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer stopHub()
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- h.Run(hubCtx) }()
+	// Webhooks are sent from the store's outbox until the store closes.
+	sender, err := webhookSender(&o, signer, st.store.(hub.Outbox), m, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	senderCtx, stopSender := context.WithCancel(context.Background())
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		if sender != nil {
+			sender.Run(senderCtx)
+		}
+	}()
+	defer func() { stopSender(); <-senderDone }()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- httpSrv.Serve(ln) }()
 
@@ -375,6 +400,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		err = waitErr
 	}
 	// The pool closes last; the lease is left to run out after the grace.
+	stopSender()
+	<-senderDone
 	if closeErr := st.close(); err == nil {
 		err = closeErr
 	}
@@ -395,14 +422,14 @@ type storage struct {
 // openStore opens PostgreSQL when a database URL is given, else memory.
 func openStore(ctx context.Context, o *options, m *metrics.Metrics, log *slog.Logger) (storage, error) {
 	if o.databaseURL == "" {
-		return storage{store: memory.New(), close: func() error { return nil },
+		return storage{store: memory.New(splitList(o.webhookURLs)...), close: func() error { return nil },
 			describe: []any{"store", "memory: statuses are lost at restart"}}, nil
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	pg, err := postgres.Open(openCtx, o.databaseURL, postgres.Config{
 		NodeID: o.nodeID, LeaseTTL: o.leaseTTL, SweepInterval: o.sweepInterval, Grace: o.grace,
-		Observer: m, Logger: log,
+		WebhookURLs: splitList(o.webhookURLs), Observer: m, Logger: log,
 	})
 	if err != nil {
 		// The URL is not repeated: it may hold a password. pgx lists a
@@ -485,17 +512,47 @@ func authConfig(o *options) (auth.Config, error) {
 	return cfg, nil
 }
 
+// webhookSigner reads -webhook-secret; nil when none is set.
+func webhookSigner(o *options) (*webhook.Signer, error) {
+	if o.webhookSecret == "" {
+		return nil, nil
+	}
+	signer, err := webhook.NewSigner(splitList(o.webhookSecret)...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.setBy("webhook-secret"), err)
+	}
+	return signer, nil
+}
+
+// webhookSender builds the sender of -webhook-url; nil when none is set.
+func webhookSender(o *options, signer *webhook.Signer, outbox hub.Outbox, m *metrics.Metrics, log *slog.Logger) (*webhook.Sender, error) {
+	urls := splitList(o.webhookURLs)
+	if len(urls) == 0 {
+		return nil, nil
+	}
+	if signer == nil {
+		return nil, fmt.Errorf("%s needs -webhook-secret (or PRESENCE_WEBHOOK_SECRET), so that the backend can tell presenced's requests from anyone else's", o.setBy("webhook-url"))
+	}
+	var names []string
+	for _, u := range urls {
+		names = append(names, webhook.Name(u))
+	}
+	m.WebhookTargets(names...)
+	s, err := webhook.NewSender(webhook.Config{
+		URLs: urls, Signer: signer, Outbox: outbox, EncodePresence: transport.EncodePresence,
+		MaxQueue: o.webhookQueue, MaxBackoff: o.webhookBackoff, UserAgent: "presenced/" + version.Get().Version,
+		Observer: m, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.setBy("webhook-url"), err)
+	}
+	return s, nil
+}
+
 // watchPolicy builds the policy -watch-policy names. A callback URL with
 // another policy is refused rather than ignored: the operator meant the
 // backend to decide, and open would let everyone read everyone.
-func watchPolicy(o *options, log *slog.Logger) (transport.WatchPolicy, error) {
-	var signer *webhook.Signer
-	if o.webhookSecret != "" {
-		var err error
-		if signer, err = webhook.NewSigner(splitList(o.webhookSecret)...); err != nil {
-			return nil, fmt.Errorf("-webhook-secret (or PRESENCE_WEBHOOK_SECRET): %w", err)
-		}
-	}
+func watchPolicy(o *options, signer *webhook.Signer, log *slog.Logger) (transport.WatchPolicy, error) {
 	if o.watchPolicy != "callback" && o.watchAuthzURL != "" {
 		return nil, fmt.Errorf("-watch-authz-url is set but -watch-policy is %s: set -watch-policy callback for the backend to decide, or drop the URL", o.watchPolicy)
 	}

@@ -213,6 +213,9 @@ func TestErrorsFoundAtStartNameTheSetting(t *testing.T) {
 		// Port 1 on loopback refuses at once.
 		{[]string{"-addr", "127.0.0.1:0"}, map[string]string{"DATABASE_URL": "postgres://u:hunter2hunter2@127.0.0.1:1/db"}, "DATABASE_URL: database: failed to connect to `user=u database=db`: 127.0.0.1:1"},
 		{[]string{"-addr", "127.0.0.1:0", "-database-url", "postgres://u:hunter2hunter2@127.0.0.1:x/db"}, nil, "-database-url: database url: cannot parse `postgres://u:xxxxx@127.0.0.1:x/db`: invalid port"},
+		{[]string{"-addr", "127.0.0.1:0", "-webhook-url", "https://api.example.com/hook"}, nil, "-webhook-url needs -webhook-secret"},
+		{[]string{"-addr", "127.0.0.1:0", "-webhook-secret", "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}, map[string]string{"PRESENCE_WEBHOOK_URL": "ftp://x"}, "PRESENCE_WEBHOOK_URL: webhook URL \"ftp://x\": want an http or https URL"},
+		{[]string{"-addr", "127.0.0.1:0", "-webhook-url", "https://x", "-webhook-secret", "plain"}, nil, "-webhook-secret: a webhook secret is written whsec_"},
 	} {
 		env := map[string]string{"PRESENCE_JWT_SECRET": startupSecret}
 		for k, v := range tc.env {

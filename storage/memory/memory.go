@@ -5,6 +5,8 @@ package memory
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 var (
 	_ hub.Store      = (*Store)(nil)
 	_ hub.BatchStore = (*Store)(nil)
+	_ hub.Outbox     = (*Store)(nil)
 )
 
 // Store keeps statuses in a map.
@@ -21,11 +24,24 @@ type Store struct {
 	mu      sync.Mutex
 	rows    map[int64]hub.Row
 	vouched map[int64]struct{} // users this node holds a connection of
+	outbox  map[string]*queue  // the events waiting for each webhook URL
 }
 
-// New returns an empty store.
-func New() *Store {
-	return &Store{rows: make(map[int64]hub.Row), vouched: make(map[int64]struct{})}
+// queue is one webhook URL's events, oldest first.
+type queue struct {
+	events []hub.Event
+	added  chan struct{} // capacity 1: events were added
+}
+
+// New returns an empty store. The events of its changes are kept for
+// each of webhookURLs until they are delivered; they are lost with the
+// process, as the statuses are.
+func New(webhookURLs ...string) *Store {
+	s := &Store{rows: make(map[int64]hub.Row), vouched: make(map[int64]struct{}), outbox: make(map[string]*queue)}
+	for _, u := range webhookURLs {
+		s.outbox[u] = &queue{added: make(chan struct{}, 1)}
+	}
+	return s
 }
 
 // LoadAll returns every stored status.
@@ -83,10 +99,20 @@ func (s *Store) apply(op hub.Op, now time.Time) (hub.Record, error) {
 	case hub.OpRelease:
 		delete(s.vouched, op.UserID)
 	}
+	before := row.Presence()
 	row, changed := hub.Decide(row, exists, op, s.vouchers(op.UserID), now)
 	if changed {
 		row.Status = row.Status.Clone()
 		s.rows[op.UserID] = row
+		if events := hub.NewEvents(before, exists, row.Presence(), now); len(events) > 0 {
+			for _, q := range s.outbox {
+				q.events = append(q.events, events...)
+				select {
+				case q.added <- struct{}{}:
+				default:
+				}
+			}
+		}
 	}
 	return s.record(op.UserID, row, now), nil
 }
@@ -126,3 +152,52 @@ func (s *Store) record(id int64, row hub.Row, now time.Time) hub.Record {
 	r.Status = r.Status.Clone()
 	return r
 }
+
+// Claim gives the right to send target's events; one node holds a
+// memory store, so it is always granted.
+func (s *Store) Claim(_ context.Context, target string) (hub.OutboxClaim, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.outbox[target]
+	if q == nil {
+		return nil, fmt.Errorf("memory store: no outbox for %s", target)
+	}
+	return &claim{s: s, q: q}, nil
+}
+
+type claim struct {
+	s *Store
+	q *queue
+}
+
+func (c *claim) Pending(_ context.Context, n int) ([]hub.Event, error) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return slices.Clone(c.q.events[:min(n, len(c.q.events))]), nil
+}
+
+func (c *claim) Delivered(_ context.Context, events []hub.Event) error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	done := make(map[string]bool, len(events))
+	for _, e := range events {
+		done[e.ID] = true
+	}
+	c.q.events = slices.DeleteFunc(c.q.events, func(e hub.Event) bool { return done[e.ID] })
+	return nil
+}
+
+func (c *claim) Trim(_ context.Context, n int) (int, error) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	over := len(c.q.events) - n
+	if over <= 0 {
+		return 0, nil
+	}
+	c.q.events = slices.Delete(c.q.events, 0, over)
+	return over, nil
+}
+
+func (c *claim) Added() <-chan struct{} { return c.q.added }
+
+func (c *claim) Release() {}

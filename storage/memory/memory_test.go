@@ -15,3 +15,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(*testing.T) hub.Store { return memory.New() })
 }
+
+func TestOutbox(t *testing.T) {
+	storetest.RunOutbox(t, func(_ *testing.T, urls []string) storetest.OutboxStore { return memory.New(urls...) })
+}

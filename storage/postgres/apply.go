@@ -52,6 +52,7 @@ func (s *Store) ApplyBatch(ctx context.Context, ops []hub.Op) ([]hub.Applied, er
 		return s.oneByOne(ctx, ops)
 	}
 	s.track(ops, out)
+	s.eventsAdded()
 	return out, nil
 }
 
@@ -187,6 +188,7 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 
 	out := make([]hub.Applied, len(ops))
 	var notices []string
+	var events []hub.Event
 	for i, op := range ops {
 		u := users[op.UserID]
 		if !u.exists && !op.Creates() {
@@ -206,6 +208,7 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 		if u.mine && node == nodeLive {
 			vouchers++
 		}
+		before, existed := u.row.Presence(), u.exists
 		row, changed := hub.Decide(u.row, u.exists, op, vouchers, now)
 		row = truncate(row)
 		rec := row.Record(now, vouchers)
@@ -214,9 +217,14 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 		if changed {
 			u.row, u.exists, u.changed = row, true, true
 			notices = append(notices, encodeRecord(rec))
+			if len(s.cfg.WebhookURLs) > 0 {
+				events = append(events, hub.NewEvents(before, existed, row.Presence(), now)...)
+			}
 		}
 	}
-	return out, tx.SendBatch(ctx, s.writeBatch(ids, users, node, notices)).Close()
+	wb := s.writeBatch(ids, users, node, notices)
+	s.queueEvents(wb, events)
+	return out, tx.SendBatch(ctx, wb).Close()
 }
 
 // writeBatch stores what applyBatch decided: the node's sessions, the

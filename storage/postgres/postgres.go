@@ -60,6 +60,11 @@ type Config struct {
 	// Observer, when set, is told of every write and of the live nodes
 	// found by each sweep, for metrics.
 	Observer hub.StoreObserver
+	// WebhookURLs are the webhook receivers: each change's events are
+	// kept for each of them in the outbox, in the change's transaction,
+	// until they are delivered. The nodes of a cluster should list the
+	// same URLs.
+	WebhookURLs []string
 	// Logger receives the store's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -103,6 +108,9 @@ type Store struct {
 	mu   sync.Mutex
 	mine map[int64]struct{} // users this node vouches for, to reclaim a lost lease
 
+	claimsMu sync.Mutex
+	claims   map[*pgClaim]struct{} // this node's webhook claims, told of local commits
+
 	stop    context.CancelFunc
 	stopped chan struct{} // closed when the maintenance goroutine ends
 	closed  sync.Once
@@ -131,7 +139,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, pool: pool, listenCfg: pcfg.ConnConfig.Copy(), mine: make(map[int64]struct{})}
+	s := &Store{cfg: cfg, log: cfg.Logger, pool: pool, listenCfg: pcfg.ConnConfig.Copy(), mine: make(map[int64]struct{}), claims: make(map[*pgClaim]struct{})}
 	// Named, so that an operator can tell the listening connection apart.
 	s.listenCfg.RuntimeParams["application_name"] = ListenerName(cfg.NodeID)
 	if err := s.init(ctx); err != nil {

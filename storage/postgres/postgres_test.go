@@ -47,6 +47,14 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) hub.Store { return open(t, pgtest.Schema(t), Config{}) })
 }
 
+func TestOutbox(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+	storetest.RunOutbox(t, func(t *testing.T, urls []string) storetest.OutboxStore {
+		return open(t, pgtest.Schema(t), Config{WebhookURLs: urls})
+	})
+}
+
 func TestMigrationsAreIdempotentAndConcurrent(t *testing.T) {
 	url := pgtest.Schema(t)
 	t.Parallel()
