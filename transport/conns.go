@@ -192,13 +192,6 @@ func (t *idleConns) close(victims []net.Conn) {
 	}
 }
 
-// size is the number of connections waiting for a request.
-func (t *idleConns) size() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.waiting.Len()
-}
-
 // evictingListener makes room when the process is out of files: net/http
 // would otherwise sleep and retry while every file is held by a
 // connection that waits for nothing, and the server would answer nobody.

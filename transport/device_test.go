@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,5 +269,39 @@ func TestLastSeenCanBeHiddenFromOthers(t *testing.T) {
 	}
 	if ev := watcher.next(); ev["last_seen"] == nil {
 		t.Fatalf("event after showing last_seen again: %v", ev)
+	}
+}
+
+// Pings and pongs count against a socket's message rate: a ping over it
+// goes unanswered, a pong over it reaches nothing, and a peer that stays
+// over it is closed with 4429, as for messages.
+func TestControlFramesCountAgainstTheMessageRate(t *testing.T) {
+	for _, kind := range []int{websocket.PingMessage, websocket.PongMessage} {
+		name := map[int]string{websocket.PingMessage: "pings", websocket.PongMessage: "pongs"}[kind]
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, options{transport: transport.Config{MessagesPerSecond: 0.01, MessageBurst: 3}})
+			c := e.dialWith(e.wsURL(""), bearer(e.token(1, "a")), websocket.DefaultDialer, false)
+			var pongs atomic.Int32
+			c.ws.SetPongHandler(func(string) error { pongs.Add(1); return nil })
+			c.startPump()
+			// Three pass, two bursts' worth (six) are dropped, the next
+			// one closes; exactly so many, so that the server closes with
+			// nothing unread.
+			for i := range 3 + 6 + 1 {
+				if err := c.ws.WriteControl(kind, []byte(strconv.Itoa(i)), time.Now().Add(waitFor)); err != nil {
+					t.Fatalf("control frame %d: %v", i, err)
+				}
+			}
+			if code := c.closed(); code != transport.CloseRateLimited {
+				t.Fatalf("close code %d, want %d", code, transport.CloseRateLimited)
+			}
+			want := int32(0)
+			if kind == websocket.PingMessage {
+				want = 3
+			}
+			if got := pongs.Load(); got != want {
+				t.Fatalf("%d pongs came back for ten %s, want %d", got, name, want)
+			}
+		})
 	}
 }

@@ -258,9 +258,32 @@ func (c *conn) readLoop() {
 	// ping has had its full deadline.
 	alive := func() { _ = c.ws.SetReadDeadline(time.Now().Add(cfg.PingInterval + cfg.PongTimeout)) }
 	alive()
+	// Control frames count against the message rate like any message:
+	// each ping asks for a pong to be written and each pong for a
+	// request to the hub. One over the rate goes unanswered (a ping) or
+	// proves nothing to the hub (a pong); staying over the rate closes
+	// with 4429, as for messages. The pong that answers the server's own
+	// ping, once per ping interval, is always well under the rate.
 	c.ws.SetPongHandler(func(string) error {
 		alive()
+		if !c.underRate() {
+			return c.controlOverRate()
+		}
 		c.s.hub.Touch(c.sess)
+		return nil
+	})
+	c.ws.SetPingHandler(func(data string) error {
+		alive()
+		if !c.underRate() {
+			return c.controlOverRate()
+		}
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(cfg.WriteTimeout))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			var netErr net.Error
+			if !errors.As(err, &netErr) || !netErr.Timeout() {
+				return err
+			}
+		}
 		return nil
 	})
 	// A client that closes hears the answer to its close frame only once
@@ -369,6 +392,18 @@ func (c *conn) strike() bool {
 	}
 	return true
 }
+
+// controlOverRate handles a ping or pong over the message rate: it is
+// dropped, and the error that ends the read loop is returned once the
+// socket has stayed over the rate (strike has then set 4429).
+func (c *conn) controlOverRate() error {
+	if !c.strike() {
+		return errControlFlood
+	}
+	return nil
+}
+
+var errControlFlood = errors.New("control frames over the message rate")
 
 func (c *conn) rateDetail() string {
 	cfg := &c.s.cfg
