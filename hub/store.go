@@ -58,10 +58,13 @@ type Applied struct {
 	Err error
 }
 
-// Feed tells a node about changes that other nodes made. A store shared
-// by several nodes implements it; a store of one node has none.
+// Feed tells a node about changes made to the store: by other nodes, by
+// the store itself (a sweep after a dead node), and by this node, whose
+// own changes come back as an echo that the hub skips by version (see
+// feed.go). A store shared by several nodes implements it; a store of one
+// node has none.
 type Feed interface {
-	// Run calls deliver for every change made elsewhere until ctx is done,
+	// Run calls deliver for every change made to the store until ctx is done,
 	// then returns. The first call carries a snapshot of every record;
 	// after any interruption in which changes may have been missed, Run
 	// delivers a fresh snapshot, so that nothing is lost. deliver may
