@@ -29,7 +29,10 @@ const external = ['@presenced/client', 'react'];
 // (this._name: nothing outside the class reads them) get short names,
 // which takes about 0.5 KB off an app's minified and gzipped bundle; the
 // code stays formatted, for /presence.js read in a browser.
-const common = { bundle: true, platform: 'neutral', target: 'es2020', external, legalComments: 'none', logLevel: 'warning' };
+// absWorkingDir fixes the paths esbuild writes into its comments, which
+// would otherwise follow the directory the build is run from (npm runs a
+// workspace's script in web/client, the test runs it from web/).
+const common = { absWorkingDir: path.resolve(here, '..'), bundle: true, platform: 'neutral', target: 'es2020', external, legalComments: 'none', logLevel: 'warning' };
 
 export async function buildInto(dir) {
   rmSync(dir, { recursive: true, force: true });

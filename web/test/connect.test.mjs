@@ -172,3 +172,40 @@ describe('connecting', () => {
     assert.match(warned[0], /^presenced: no WebSocket here/);
   });
 });
+
+describe('the watch policy withdrawing a user', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer(['-dev-secret', secret, '-watch-policy', 'claim']);
+  });
+  after(async () => { await srv.stop(); });
+
+  it('a user the server stops the watching of is dropped from watching and the cache, and the app is told', async (t) => {
+    for (const id of [61, 62]) {
+      const tok = signToken(secret, { sub: String(id), username: 'u' + id, exp: Math.floor(Date.now() / 1000) + 600 });
+      const res = await fetch(srv.url + '/users/me/status', { method: 'PUT', headers: { Authorization: 'Bearer ' + tok }, body: '{"is_busy":true}' });
+      assert.equal(res.status, 200);
+    }
+    // The first token lets user 60 watch 61 and 62, and expires soon, so
+    // that the client refreshes it on the socket; the next lists 61 only.
+    let issued = 0;
+    const token = () => signToken(secret, {
+      sub: '60', username: 'u60', watch: issued++ === 0 ? [61, 62] : [61],
+      exp: Math.floor(Date.now() / 1000) + (issued === 1 ? 3 : 600),
+    });
+    const c = new PresenceClient({ url: srv.url, WebSocket, token, tokenIn: 'header', fallbackAfter: Infinity });
+    t.after(() => c.close());
+    c.connect();
+    const got = await c.subscribe([61, 62]);
+    assert.deepEqual(got.map((p) => p.user_id), [61, 62]);
+    const changes = [];
+    c.on('change', (ids) => changes.push(...ids));
+    const [withdrawn] = await nextEvent(c, 'withdrawn', () => true, 15000);
+    assert.deepEqual(withdrawn, [62]);
+    assert.deepEqual(c.watching, [61]);
+    assert.equal(c.get(62), undefined);
+    assert.equal(c.get(61)?.is_busy, true);
+    assert.ok(changes.includes(62), 'a change event names the dropped user');
+    assert.equal(c.state, State.CONNECTED);
+  });
+});

@@ -250,12 +250,12 @@ var PresenceClient = class {
     this.w = Transport.NONE;
     this.ca = null;
     this.M = /* @__PURE__ */ new Map();
-    this.l = /* @__PURE__ */ new Map();
+    this.k = /* @__PURE__ */ new Map();
     this.j = /* @__PURE__ */ new Set();
     this.s = /* @__PURE__ */ new Set();
     this.x = /* @__PURE__ */ new Map();
     this.N = 1;
-    this.k = /* @__PURE__ */ new Map();
+    this.l = /* @__PURE__ */ new Map();
     this.O = 0;
     this.C = null;
     this.d = null;
@@ -302,7 +302,7 @@ var PresenceClient = class {
   }
   /** A copy of the presence cache: user id -> Presence, for known users. */
   get presences() {
-    return new Map(this.l);
+    return new Map(this.k);
   }
   /** This device's id, sent on every request; null until an asynchronous store has answered. */
   get deviceId() {
@@ -326,13 +326,14 @@ var PresenceClient = class {
    * @param {number} userId
    */
   get(userId) {
-    return this.l.get(userId);
+    return this.k.get(userId);
   }
   /**
    * on adds a listener and returns a function that removes it. Events:
    * 'presence' (presence, previous), 'change' (userIds), 'freshness'
-   * (userIds, stale), 'transport' (transport, previous), 'state' (state,
-   * previous), 'status' (userStatus), 'error' (error).
+   * (userIds, stale), 'withdrawn' (userIds), 'transport' (transport,
+   * previous), 'state' (state, previous), 'status' (userStatus), 'error'
+   * (error).
    * @param {string} event
    * @param {Function} fn
    */
@@ -488,7 +489,7 @@ var PresenceClient = class {
     const changed = [];
     for (const id of ids) {
       this.j.delete(id);
-      if (this.l.delete(id)) changed.push(id);
+      if (this.k.delete(id)) changed.push(id);
     }
     this.ya(ids);
     if (changed.length) this.c("change", changed);
@@ -561,7 +562,7 @@ var PresenceClient = class {
   // socket's close has completed (its close event), or after
   // closeTimeoutMs, whichever comes first.
   V(why) {
-    for (const id of [...this.k.keys()]) this.e(id);
+    for (const id of [...this.l.keys()]) this.e(id);
     this.Ca();
     const ws = this.d;
     let closed = Promise.resolve();
@@ -585,17 +586,17 @@ var PresenceClient = class {
   i(name, ms, fn, repeat = false) {
     this.e(name);
     const h = repeat ? setInterval(fn, ms) : setTimeout(() => {
-      this.k.delete(name);
+      this.l.delete(name);
       fn();
     }, ms);
-    this.k.set(name, { h, repeat });
+    this.l.set(name, { h, repeat });
   }
   e(name) {
-    const t = this.k.get(name);
+    const t = this.l.get(name);
     if (!t) return;
     if (t.repeat) clearInterval(t.h);
     else clearTimeout(t.h);
-    this.k.delete(name);
+    this.l.delete(name);
   }
   va(err) {
     for (const w of this.s) w.reject(err);
@@ -712,7 +713,7 @@ var PresenceClient = class {
   // silently. A 4429 wait is kept: the network did not cause it.
   ma() {
     if (this.a === State.BACKGROUND) {
-      if (this.z && this.k.has("statusRetry")) {
+      if (this.z && this.l.has("statusRetry")) {
         this.e("statusRetry");
         this.u();
       }
@@ -725,7 +726,7 @@ var PresenceClient = class {
       else this.Q = true;
       return;
     }
-    if (this.P || !this.k.has("reconnect")) return;
+    if (this.P || !this.l.has("reconnect")) return;
     this.e("reconnect");
     this.D = 0;
     this.U();
@@ -736,9 +737,9 @@ var PresenceClient = class {
   Ra() {
     const since = new Date(this.O || Date.now()).toISOString();
     const ids = [];
-    for (const [id, p] of this.l) {
+    for (const [id, p] of this.k) {
       if (p.stale) continue;
-      this.l.set(id, { ...p, stale: true, stale_since: since });
+      this.k.set(id, { ...p, stale: true, stale_since: since });
       ids.push(id);
     }
     if (ids.length) {
@@ -929,7 +930,7 @@ var PresenceClient = class {
   Ea() {
     if (!this.W()) return;
     this.pa({ type: "ping", id: this.N++ });
-    if (!this.k.has("pong")) {
+    if (!this.l.has("pong")) {
       const ws = this.d;
       this.i("pong", this.b.pongTimeoutMs, () => this.H(ws, "no pong within the deadline"));
     }
@@ -1031,15 +1032,29 @@ var PresenceClient = class {
         else this.c("error", err);
         break;
       }
+      case "unsubscribed":
+        if (r) r.resolve(m);
+        else this.Ya(m.user_ids, out);
+        break;
       default:
         if (r) r.resolve(m);
     }
   }
+  // _withdrawn drops users whose subscription the server ended by itself
+  // (the watch policy withdrew them), so that the app shows nothing it no
+  // longer hears about, and tells the app.
+  Ya(userIds, out) {
+    if (!Array.isArray(userIds)) return;
+    const ids = userIds.filter((id) => this.j.delete(id));
+    if (!ids.length) return;
+    for (const id of ids) if (this.k.delete(id)) out.changed.push(id);
+    this.c("withdrawn", ids);
+  }
   Ia(m, out) {
     if (!this.j.has(m.user_id)) return;
     const p = toPresence(m);
-    const prev = this.l.get(p.user_id);
-    this.l.set(p.user_id, p);
+    const prev = this.k.get(p.user_id);
+    this.k.set(p.user_id, p);
     if (!prev || !samePresence(prev, p)) {
       out.changed.push(p.user_id);
       if (prev?.stale) out.fresh.push(p.user_id);
@@ -1058,7 +1073,7 @@ var PresenceClient = class {
       this.Ia(p, out);
     }
     for (const id of ids) {
-      if (!known.has(id) && this.l.delete(id)) out.changed.push(id);
+      if (!known.has(id) && this.k.delete(id)) out.changed.push(id);
     }
     this.ya(ids);
   }
@@ -1067,7 +1082,7 @@ var PresenceClient = class {
       for (const id of ids) w.remaining.delete(id);
       if (w.remaining.size === 0) {
         this.s.delete(w);
-        w.resolve(w.ids.map((id) => this.l.get(id)).filter(Boolean));
+        w.resolve(w.ids.map((id) => this.k.get(id)).filter(Boolean));
       }
     }
   }
@@ -1092,7 +1107,7 @@ var PresenceClient = class {
     return d;
   }
   // _busy: the device must stay alive in the background only for a busy user.
-  Ya() {
+  Za() {
     const d = this.G();
     if (d.is_busy !== void 0) return d.is_busy;
     return this.B?.is_busy === true;
@@ -1104,7 +1119,7 @@ var PresenceClient = class {
     this.u();
   }
   // _statusRoute says which transport may carry the status now, if any.
-  Za() {
+  _a() {
     if (this.a === State.BACKGROUND) return this.z && this.v ? "rest" : null;
     if (!this.n()) return null;
     if (this.m && this.W()) return "websocket";
@@ -1112,22 +1127,22 @@ var PresenceClient = class {
     return null;
   }
   u() {
-    if (this.t || this.k.has("statusRetry")) return;
+    if (this.t || this.l.has("statusRetry")) return;
     if (this.F <= this.p && !this.A) return;
     const body = this.G();
     if (Object.keys(body).length === 0) {
       this.A = false;
       return;
     }
-    const via = this.Za();
+    const via = this._a();
     if (!via) return;
     this.A = false;
     const inflight = { version: this.F, body, via };
     this.t = inflight;
     const sent = via === "websocket" ? this.Y({ type: "set_status", ...body }, { dropOnTimeout: true }).then((m) => m.status) : this.I("PUT", "/users/me/status", body);
-    sent.then((status) => this._a(inflight, status), (err) => this.$a(inflight, err));
+    sent.then((status) => this.$a(inflight, status), (err) => this.ab(inflight, err));
   }
-  _a(inflight, status) {
+  $a(inflight, status) {
     if (this.t !== inflight) return;
     this.t = null;
     if (this.a === State.CLOSED) return;
@@ -1150,7 +1165,7 @@ var PresenceClient = class {
     this.ja();
     this.u();
   }
-  $a(inflight, err) {
+  ab(inflight, err) {
     if (this.t !== inflight) return;
     this.t = null;
     if (this.a === State.CLOSED || this.a === State.STOPPED) return;
@@ -1203,11 +1218,11 @@ var PresenceClient = class {
   // busy, and stops them otherwise.
   ja() {
     if (this.a !== State.BACKGROUND || !this.z) return;
-    if (!this.Ya() || !this.v) {
+    if (!this.Za() || !this.v) {
       this.e("keepalive");
       return;
     }
-    if (this.k.has("keepalive")) return;
+    if (this.l.has("keepalive")) return;
     this.i("keepalive", this.b.heartbeatIntervalMs, () => this.Ka(), true);
     this.Ka();
   }

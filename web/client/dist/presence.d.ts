@@ -229,6 +229,12 @@ export interface PresenceEvents {
   change: (userIds: number[]) => void;
   /** Entries turned stale (the transport was lost) or fresh again (the server was heard). */
   freshness: (userIds: number[], stale: boolean) => void;
+  /**
+   * The server ended the watching of these users by itself: the watch
+   * policy no longer lets this user read them. They are gone from
+   * `watching` and the cache; subscribing again asks the server anew.
+   */
+  withdrawn: (userIds: number[]) => void;
   transport: (transport: TransportName, previous: TransportName) => void;
   state: (state: StateName, previous: StateName) => void;
   /** The signed-in user's status, each time the server confirms an update (setStatus, or setting it again after a reconnect). */

@@ -412,8 +412,9 @@ export class PresenceClient {
   /**
    * on adds a listener and returns a function that removes it. Events:
    * 'presence' (presence, previous), 'change' (userIds), 'freshness'
-   * (userIds, stale), 'transport' (transport, previous), 'state' (state,
-   * previous), 'status' (userStatus), 'error' (error).
+   * (userIds, stale), 'withdrawn' (userIds), 'transport' (transport,
+   * previous), 'state' (state, previous), 'status' (userStatus), 'error'
+   * (error).
    * @param {string} event
    * @param {Function} fn
    */
@@ -1173,9 +1174,24 @@ export class PresenceClient {
         if (r) r.reject(err); else this._emit('error', err);
         break;
       }
-      default: // status, pong, unsubscribed, and types a newer server adds
+      case 'unsubscribed':
+        if (r) r.resolve(m);
+        else this._withdrawn(m.user_ids, out); // the server ended these: the watch policy no longer allows them
+        break;
+      default: // status, pong, and types a newer server adds
         if (r) r.resolve(m);
     }
+  }
+
+  // _withdrawn drops users whose subscription the server ended by itself
+  // (the watch policy withdrew them), so that the app shows nothing it no
+  // longer hears about, and tells the app.
+  _withdrawn(userIds, out) {
+    if (!Array.isArray(userIds)) return;
+    const ids = userIds.filter((id) => this._watched.delete(id));
+    if (!ids.length) return;
+    for (const id of ids) if (this._cache.delete(id)) out.changed.push(id);
+    this._emit('withdrawn', ids);
   }
 
   _applyPresence(m, out) {
