@@ -7,6 +7,7 @@
 //	presence-bench -scenario fanout -n 10000 -rate 40 -jwt-secret S
 //	presence-bench -scenario mesh -n 5000 -watch 20 -period 5s -jwt-secret S
 //	presence-bench -scenario rest -jwt-secret S
+//	presence-bench -scenario http-idle -n 10000 -hold 2m -pid $(pidof presenced) -jwt-secret S
 //
 // The secret is the server's -jwt-secret (or PRESENCE_JWT_SECRET): the tool
 // signs its own tokens. The tool raises its open-file limit to the hard
@@ -84,7 +85,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	var o options
 	fs := flag.NewFlagSet("presence-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "", "idle, fanout, mesh or rest")
+	fs.StringVar(&o.scenario, "scenario", "", "idle, http-idle, fanout, mesh or rest")
 	fs.StringVar(&o.addrs, "addr", "127.0.0.1:8080", "server host:port on loopback; a comma-separated list spreads clients over cluster nodes")
 	fs.StringVar(&o.secret, "jwt-secret", getenv("PRESENCE_JWT_SECRET"), "the server's HS256 secret (default $PRESENCE_JWT_SECRET)")
 	fs.StringVar(&o.label, "label", "", "free text copied into the JSON line")
@@ -96,10 +97,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on the whole run")
 	fs.DurationVar(&o.wait, "wait", 30*time.Second, "bound on each wait for the server")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
-	fs.IntVar(&o.n, "n", 1000, "sockets (idle), watchers (fanout) or users (mesh)")
+	fs.IntVar(&o.n, "n", 1000, "sockets (idle), connections (http-idle), watchers (fanout) or users (mesh)")
 	fs.StringVar(&o.steps, "steps", "", "idle: comma-separated socket counts at which to sample memory on the way up")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "idle: pause after each step before sampling")
-	fs.DurationVar(&o.hold, "hold", 0, "idle: how long to hold every socket before checking each answers")
+	fs.DurationVar(&o.hold, "hold", 0, "idle: how long to hold every socket before checking each answers; http-idle: how long to wait for the server to close the idle connections")
 	fs.Float64Var(&o.rate, "rate", 100, "fanout: changes per second")
 	fs.IntVar(&o.changes, "changes", 0, "fanout: changes in all (default ten seconds' worth); mesh: changes per user (default 12)")
 	fs.IntVar(&o.watch, "watch", 20, "mesh: users each user watches")
@@ -156,6 +157,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		r, err = loadgen.Idle(ctx, cfg, loadgen.IdleParams{Sockets: o.n, Steps: steps, Settle: o.settle, Hold: o.hold})
 		r.Label, r.NoFile = o.label, nofile
 		res = r
+	case "http-idle":
+		var r loadgen.HTTPIdleResult
+		r, err = loadgen.HTTPIdle(ctx, cfg, loadgen.HTTPIdleParams{Conns: o.n, Wait: o.hold})
+		r.Label, r.NoFile = o.label, nofile
+		res = r
 	case "fanout":
 		var r loadgen.DeliveryResult
 		r, err = loadgen.Fanout(ctx, cfg, loadgen.FanoutParams{Watchers: o.n, Rate: o.rate, Changes: o.changes})
@@ -183,7 +189,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		r.Label, r.NoFile = o.label, nofile
 		res = r
 	default:
-		return fmt.Errorf("-scenario must be idle, fanout, mesh or rest, not %q", o.scenario)
+		return fmt.Errorf("-scenario must be idle, http-idle, fanout, mesh or rest, not %q", o.scenario)
 	}
 	if jerr := json.NewEncoder(stdout).Encode(res); jerr != nil {
 		return jerr

@@ -2,6 +2,7 @@ package loadgen_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -206,4 +207,31 @@ func TestRSSAndCPUTimeOfThisProcess(t *testing.T) {
 		}
 	}
 	t.Fatal("CPU time did not grow while this test spun for 10 s")
+}
+
+// TestHTTPIdleCountsWhatTheServerCloses holds idle connections against an
+// HTTP server with a short idle timeout: each is answered once and then
+// closed by the server, and the probes are answered all the while.
+func TestHTTPIdleCountsWhatTheServerCloses(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /users/me/status", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "{}", http.StatusNotFound) })
+	ts := httptest.NewUnstartedServer(mux)
+	ts.Config.IdleTimeout = 300 * time.Millisecond
+	ts.Start()
+	t.Cleanup(ts.Close)
+	cfg := loadgen.Config{Addrs: []string{strings.TrimPrefix(ts.URL, "http://")}, Secret: []byte(secret), Sources: 3, Concurrency: 8, WaitTimeout: 20 * time.Second, ServerPID: os.Getpid()}
+	res, err := loadgen.HTTPIdle(testContext(t), cfg, loadgen.HTTPIdleParams{Conns: 40, Wait: 20 * time.Second, ProbeEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Opened != 40 || res.ClosedByServer != 40 || res.StillOpen != 0 || len(res.Errors) != 0 {
+		t.Fatalf("opened %d, closed by the server %d, still open %d, errors %v; want 40, 40, 0, none", res.Opened, res.ClosedByServer, res.StillOpen, res.Errors)
+	}
+	if res.ClosedAfter.Count != 40 || res.ClosedAfter.P50MS < 250 {
+		t.Fatalf("closed after %+v: want 40 closes, none before the 300 ms idle timeout", res.ClosedAfter)
+	}
+	if res.Probes < 2 || res.ProbeFailures != 0 || res.PeakRSS <= 0 {
+		t.Fatalf("probes %d, failures %d, peak RSS %d", res.Probes, res.ProbeFailures, res.PeakRSS)
+	}
 }
