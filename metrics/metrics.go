@@ -48,7 +48,7 @@ var messageKinds = []string{"subscribe", "unsubscribe", "set_status", "ping", "r
 // counted as "other".
 var closeCodes = []int{
 	transport.CloseGoingAway, transport.CloseUnsupportedData, transport.CloseInvalidPayload,
-	transport.ClosePolicyViolation, transport.CloseMessageTooBig, transport.CloseTryAgainLater,
+	transport.ClosePolicyViolation, transport.CloseMessageTooBig, transport.CloseInternalError, transport.CloseTryAgainLater,
 	transport.CloseSlowConsumer, transport.ClosePongTimeout, transport.CloseTokenExpired,
 	transport.CloseBadRequest, transport.CloseInvalidToken, transport.CloseUserMismatch,
 	transport.CloseTooManyConnections, transport.CloseRateLimited,

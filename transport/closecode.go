@@ -15,6 +15,10 @@ const (
 	ClosePolicyViolation = 1008
 	// CloseMessageTooBig (1009): a frame over the read limit.
 	CloseMessageTooBig = 1009
+	// CloseInternalError (1011): the server could not take the connection
+	// for a fault of its own (the store refused this user's connect);
+	// reconnect with backoff.
+	CloseInternalError = 1011
 	// CloseTryAgainLater (1013): the storage cannot take the connection
 	// now (too many changes wait for the database); reconnect with backoff.
 	CloseTryAgainLater = 1013

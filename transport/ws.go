@@ -208,8 +208,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, hub.ErrUnavailable):
 		s.closeNow(ws, CloseTryAgainLater, "storage is unavailable; try again later")
 		return
-	case err != nil:
+	case errors.Is(err, hub.ErrClosed):
 		s.closeNow(ws, CloseGoingAway, "server is shutting down")
+		return
+	case err != nil:
+		// The store refused this user's connect for a reason of its own
+		// (not an outage, which is ErrUnavailable): the server is at
+		// fault, and saying it shuts down would send the client to
+		// another node for nothing.
+		s.log.Error("socket refused: the store did not take the connect", "user_id", id.UserID, "err", err)
+		s.closeNow(ws, CloseInternalError, "internal error: the server could not record this connection; try again later")
 		return
 	}
 	ri := infoOf(r.Context())

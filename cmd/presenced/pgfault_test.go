@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/presenced/presenced/internal/faultproxy"
 	"github.com/presenced/presenced/internal/pgtest"
@@ -105,4 +110,68 @@ func TestDatabaseConnectionsResetAreReopened(t *testing.T) {
 	if proxy.Links() == 0 {
 		t.Fatal("the node holds no database connection after the resets")
 	}
+}
+
+// TestAStoreThatRefusesOneUserFailsThatUserAlone makes PostgreSQL refuse
+// every row of one user (a check constraint, a real refusal of the
+// database): that user's socket is closed with 1011 and a reason, not
+// with 1001 as if the server were going away, and their REST write is a
+// 500 with a detail; other users are served throughout, and once the
+// database takes the user again, so does the server, with nothing lost.
+func TestAStoreThatRefusesOneUserFailsThatUserAlone(t *testing.T) {
+	t.Parallel()
+	db := pgtest.Schema(t)
+	addr, logs, _ := startServer(t, []string{"-dev", "-database-url", db}, nil)
+	execDB(t, db, `ALTER TABLE presence_status ADD CONSTRAINT refuse_666 CHECK (user_id <> 666)`)
+
+	refused := devToken(t, addr, `{"user_id":666,"username":"refused"}`)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Authorization": {"Bearer " + refused}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, _, err = ws.ReadMessage()
+	ws.Close()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1011 || !strings.Contains(ce.Text, "could not record this connection") {
+		t.Fatalf("the refused user's socket ended with %v, want close 1011 with a reason", err)
+	}
+	if !strings.Contains(logs.String(), "the store did not take the connect") {
+		t.Fatalf("no log line for the refused connect:\n%s", logs)
+	}
+	put := func(token, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("PUT", "http://"+addr+"/users/me/status", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("PUT answered %d, %s, not JSON: %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
+		}
+		return resp.StatusCode, m
+	}
+	if code, m := put(refused, `{"is_busy":true}`); code != 500 || m["detail"] == nil {
+		t.Fatalf("the refused user's PUT: %d %v, want 500 with a detail", code, m)
+	}
+
+	// Another user is served all along, and what they stored stays.
+	other := devToken(t, addr, `{"user_id":7,"username":"other"}`)
+	ows, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Authorization": {"Bearer " + other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ows.Close()
+	if code, m := put(other, `{"is_busy":true,"wait_time":5}`); code != 200 || m["is_busy"] != true {
+		t.Fatalf("another user's PUT: %d %v", code, m)
+	}
+
+	execDB(t, db, `ALTER TABLE presence_status DROP CONSTRAINT refuse_666`)
+	if code, m := put(refused, `{"is_busy":true}`); code != 200 || m["is_busy"] != true {
+		t.Fatalf("the user's PUT once the database takes them: %d %v", code, m)
+	}
+	pgtest.WaitUntil(t, db, `SELECT count(*) = 2 FROM presence_status WHERE busy AND user_id IN (7, 666)`)
 }
