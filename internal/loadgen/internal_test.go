@@ -82,3 +82,23 @@ func TestBucketsAreContiguous(t *testing.T) {
 		prev = b
 	}
 }
+
+// A watcher that skips a state of a user, because the server merged two
+// updates that waited for the store, counts it as superseded, not lost; a
+// state seen twice is a duplicate.
+func TestReceiveCountsSupersededChanges(t *testing.T) {
+	m := &mesh{cfg: &Config{UserBase: 100}, changes: 5, period: time.Second, phase: func(int) time.Duration { return 0 }}
+	start := time.Now()
+	m.start.Store(&start)
+	w := &watcher{watched: []int{1, 2}, last: make([]int32, 2)}
+	event := func(user, seq int) []byte {
+		wait := seq
+		return transport.EncodeEvent(hub.Presence{UserID: int64(100 + user), Busy: true, WaitTime: &wait})
+	}
+	for _, f := range [][]byte{event(1, 1), event(1, 4), event(2, 2), event(1, 4), event(1, 5)} {
+		m.receive(w, f)
+	}
+	if d, s, dup := m.deliv.Load(), m.superseded.Load(), m.dups.Load(); d != 4 || s != 3 || dup != 1 {
+		t.Fatalf("delivered %d, superseded %d, duplicates %d; want 4, 3 (user 1's 2 and 3, user 2's 1), 1", d, s, dup)
+	}
+}

@@ -63,9 +63,15 @@ type DeliveryResult struct {
 	// Sent counts the changes this process sent; Expected the deliveries
 	// that all changes owe the watchers of this process; Delivered the
 	// distinct ones that arrived.
-	Sent       int64 `json:"sent"`
-	Expected   int64 `json:"expected"`
-	Delivered  int64 `json:"delivered"`
+	Sent      int64 `json:"sent"`
+	Expected  int64 `json:"expected"`
+	Delivered int64 `json:"delivered"`
+	// Superseded counts changes a watcher never saw because a later
+	// change of the same user reached it first: the server merges status
+	// updates of one socket that wait for the store, the latest winning,
+	// so a watcher may skip a state but never misses the last one. Lost
+	// counts the deliveries neither made nor superseded.
+	Superseded int64 `json:"superseded"`
 	Lost       int64 `json:"lost"`
 	Duplicates int64 `json:"duplicates"`
 	// Frames counts the frames that carried events: fewer frames than
@@ -184,15 +190,18 @@ type mesh struct {
 	// start is when the schedule begins; readers load it while run sets it.
 	start atomic.Pointer[time.Time]
 
-	errs    errorCounts
-	hist    Histogram
-	subs    atomic.Int64
-	frames  atomic.Int64
-	deliv   atomic.Int64
-	dups    atomic.Int64
-	lastAt  atomic.Int64 // wall clock ns of the latest delivery
-	sendLag atomic.Int64 // ns
-	closing atomic.Bool
+	errs   errorCounts
+	hist   Histogram
+	subs   atomic.Int64
+	frames atomic.Int64
+	deliv  atomic.Int64
+	dups   atomic.Int64
+	// superseded counts changes skipped for a later one (see
+	// DeliveryResult.Superseded).
+	superseded atomic.Int64
+	lastAt     atomic.Int64 // wall clock ns of the latest delivery
+	sendLag    atomic.Int64 // ns
+	closing    atomic.Bool
 }
 
 // watcher is one socket's view: whom it watches and the latest change
@@ -304,7 +313,7 @@ func (m *mesh) run(ctx context.Context, first, count int, res *DeliveryResult) e
 	// Other processes' changes may still be due: wait for the end of the
 	// schedule, then for stragglers.
 	_ = sleep(ctx, time.Until(start.Add(time.Duration(m.changes)*m.period)))
-	waitFor(ctx, cfg.WaitTimeout, func() bool { return m.deliv.Load() >= expected })
+	waitFor(ctx, cfg.WaitTimeout, func() bool { return m.deliv.Load()+m.superseded.Load() >= expected })
 	res.CPU = cpu.stop(m.deliv.Load())
 
 	publishers := 0
@@ -318,7 +327,8 @@ func (m *mesh) run(ctx context.Context, first, count int, res *DeliveryResult) e
 	res.Sent = sent.Load()
 	res.Expected = expected
 	res.Delivered = m.deliv.Load()
-	res.Lost = expected - res.Delivered
+	res.Superseded = m.superseded.Load()
+	res.Lost = expected - res.Delivered - res.Superseded
 	res.Duplicates = m.dups.Load()
 	res.Frames = m.frames.Load()
 	res.OfferedPerSec = round3(float64(expected) / (time.Duration(m.changes) * m.period).Seconds())
@@ -362,7 +372,7 @@ func (m *mesh) receive(w *watcher, frame []byte) {
 	start := m.start.Load()
 	// Shared counters are touched once per frame, not once per event:
 	// thousands of readers share them.
-	var delivered, dups int64
+	var delivered, dups, skipped int64
 	events := scanEvents(frame, func(user, seq int64) {
 		v := int(user - m.cfg.UserBase)
 		j := slices.Index(w.watched, v)
@@ -377,6 +387,7 @@ func (m *mesh) receive(w *watcher, frame []byte) {
 			dups++
 			return
 		}
+		skipped += seq - int64(w.last[j]) - 1
 		w.last[j] = int32(seq)
 		delivered++
 		m.hist.Record(now.Sub(m.scheduled(*start, v, seq)))
@@ -389,6 +400,9 @@ func (m *mesh) receive(w *watcher, frame []byte) {
 		}
 		if dups > 0 {
 			m.dups.Add(dups)
+		}
+		if skipped > 0 {
+			m.superseded.Add(skipped)
 		}
 		return
 	}
@@ -429,6 +443,7 @@ func MergeDeliveries(parts []DeliveryResult) DeliveryResult {
 			out.Expected += p.Expected
 			out.Delivered += p.Delivered
 			out.Lost += p.Lost
+			out.Superseded += p.Superseded
 			out.Duplicates += p.Duplicates
 			out.Frames += p.Frames
 			out.OfferedPerSec = round3(out.OfferedPerSec + p.OfferedPerSec)
