@@ -3,7 +3,8 @@ package hub
 import "time"
 
 // install makes r the user's record and tells the watchers if what they
-// see has changed.
+// see has changed. It queues no write; queueCorrections, called after it
+// with the store's records, does.
 func (h *Hub) install(u *user, r Record, now time.Time) {
 	old, wasKnown := u.rec.Presence(), u.known
 	r.Status = r.Status.Clone()
@@ -36,9 +37,17 @@ func (h *Hub) install(u *user, r Record, now time.Time) {
 	if !wasKnown || !samePresence(old, r.Presence()) {
 		h.broadcast(u, now)
 	}
+}
+
+// queueCorrections queues the writes by which the store's record of u,
+// just installed, falls short of what this node knows first hand. It
+// waits while writes of u are queued or the store is down: the answers
+// still to come decide again.
+func (h *Hub) queueCorrections(u *user, now time.Time) {
 	if u.pending > 0 || h.down {
-		return // the answers still to come decide again
+		return
 	}
+	r := u.rec
 	// A REST heartbeat of a device whose socket this node holds (it came
 	// through another node, or before the socket): the socket takes over,
 	// so that the device's liveness ends when its socket does.

@@ -15,7 +15,7 @@ import (
 // it carries the version that the writer's answer installs, so
 // applyChange finds it known already (r.Version <= u.rec.Version) and
 // skips it; when it overtakes the answer, the answer is the one skipped
-// (finish installs only a newer version), and while the user has a
+// (takeAnswer installs only a newer version), and while the user has a
 // provisional answer it is held like any other record. The echo is also
 // load-bearing: the changes the store makes on its own (a sweep of dead
 // nodes' users or of expired heartbeats, a refresh after a lease is taken
@@ -54,6 +54,7 @@ func (h *Hub) load(ctx context.Context) error {
 	for _, r := range all {
 		u := h.userFor(r.UserID)
 		h.install(u, r, now)
+		h.queueCorrections(u, now)
 		if r.Online {
 			// Their sessions died with the previous process; give them the
 			// grace to reconnect, then let the store decide again.
@@ -80,6 +81,7 @@ func (h *Hub) applyChange(c Change, now time.Time) {
 			}
 		default:
 			h.install(u, r, now)
+			h.queueCorrections(u, now)
 		}
 		h.forget(u)
 	}

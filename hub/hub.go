@@ -86,8 +86,8 @@ func New(store Store, cfg Config) *Hub {
 		sessions: make(map[*Session]struct{}),
 		dirty:    make(map[int64]struct{}),
 	}
-	h.w.report = func(jobs []*job, answers []Applied, outage error) {
-		h.post(func() { h.finished(jobs, answers, outage) })
+	h.w.report = func(first uint64, answers []Applied, outage error) {
+		h.post(func() { h.takeReport(first, answers, outage) })
 	}
 	return h
 }

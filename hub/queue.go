@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -11,9 +12,11 @@ import (
 // h.jobs and pushes the same job to the writer's queue; the writer runs
 // the jobs at the head of its queue (one, or a batch with a BatchStore)
 // and reports back, and the hub pops as many from h.jobs as the writer
-// answered. The two queues hold the same jobs in the same order: the
-// writer answers the oldest first, so the head of h.jobs is always the
-// job being answered. A caller that waits on a change (Connect,
+// answered. The two queues hold the same jobs in the same order
+// (queueJob is the one place that adds to them): the writer answers the
+// oldest first, so the head of h.jobs is always the job being answered.
+// Each job has a sequence number and the writer reports by it, so that
+// checkHead stops the process if the two ever part. A caller that waits on a change (Connect,
 // Heartbeat, SetStatus) is answered through job.done; watchers hear of
 // a change only once it is installed, so a change the store took is
 // stored before anyone sees it.
@@ -47,12 +50,12 @@ import (
 //     send again. Each job carries its age, so that an update replayed
 //     late keeps its own time.
 //   - Down to up: the first answer from the store ends the outage
-//     (finish). A job answered provisionally gets no second reply; only
+//     (takeAnswer). A job answered provisionally gets no second reply; only
 //     the user's latest provisional job installs the store's answer (or
 //     the newer held record), and only if it is newer than what is
-//     shown. install, which kept quiet while the store was down, then
-//     decides again what the store should hear: heartbeats received here
-//     but lost, device heartbeats that a socket here took over.
+//     shown. queueCorrections, which kept quiet while the store was down,
+//     then decides again what the store should hear: heartbeats received
+//     here but lost, device heartbeats that a socket here took over.
 //
 // A last_seen flush is a job too, one at a time (h.flushing), and goes
 // alone in its turn. It is never answered from memory: it changes
@@ -67,11 +70,9 @@ func (h *Hub) enqueue(u *user, op Op, limit int, done func(Record, error)) bool 
 	if limit > 0 && len(h.jobs) >= limit {
 		return false
 	}
-	h.seq++
-	j := &job{seq: h.seq, op: op, made: time.Now(), vouched: u.vouched, done: done}
-	h.jobs = append(h.jobs, j)
+	j := &job{op: op, made: time.Now(), vouched: u.vouched, done: done}
+	h.queueJob(j)
 	u.pending++
-	h.w.push(j)
 	if h.down {
 		h.answerProvisionally(u, j, time.Now())
 	}
@@ -108,15 +109,48 @@ func (h *Hub) answerProvisionally(u *user, j *job, now time.Time) {
 	}
 }
 
-// finished takes the writer's answers to the oldest queued jobs, in
-// order, or the news that the store is down.
-func (h *Hub) finished(jobs []*job, answers []Applied, outage error) {
+// queueJob gives j the next sequence number and appends it to both
+// queues, the hub's and the writer's. It is the only place that adds to
+// either, so that they hold the same jobs in the same order.
+func (h *Hub) queueJob(j *job) {
+	h.seq++
+	j.seq = h.seq
+	h.jobs = append(h.jobs, j)
+	h.w.push(j)
+}
+
+// takeReport takes what the writer says of the jobs at the head of the
+// queue, the oldest numbered first: the store's answer to each of them,
+// in order, or the news that the store is down.
+func (h *Hub) takeReport(first uint64, answers []Applied, outage error) {
+	h.checkHead(first, max(len(answers), 1))
 	if outage != nil {
 		h.storeDown(outage)
 		return
 	}
-	for i, j := range jobs {
-		h.finish(j, answers[i].Record, answers[i].Err)
+	for _, a := range answers {
+		h.takeAnswer(a.Record, a.Err)
+	}
+}
+
+// checkHead panics unless the writer reports on n jobs from the head of
+// h.jobs, whose first is numbered first. The writer's queue and h.jobs
+// must hold the same jobs in the same order; if they do not, the hub
+// has a bug, not the store a fault, and from then on every answer would
+// go to another job: a caller told of another user's status, watchers
+// shown a change that was not made, a user's pending count wrong for
+// good. Nothing here could tell which answer belongs to which job, so
+// going on would serve wrong presence without a sign. Stopping the
+// process is the safe failure: the store holds the truth, the vouches of
+// a dead node lapse with its lease, and its clients reconnect and are
+// decided anew.
+func (h *Hub) checkHead(first uint64, n int) {
+	if len(h.jobs) == 0 {
+		panic(fmt.Sprintf("hub: the writer reports on job %d, but no job is queued", first))
+	}
+	if head := h.jobs[0].seq; head != first || len(h.jobs) < n {
+		panic(fmt.Sprintf("hub: the writer reports on jobs %d to %d, but the queue holds jobs %d to %d",
+			first, first+uint64(n)-1, head, h.jobs[len(h.jobs)-1].seq))
 	}
 }
 
@@ -136,13 +170,16 @@ func (h *Hub) storeDown(err error) {
 	}
 }
 
-// finish takes the store's answer to the oldest queued job.
-func (h *Hub) finish(j *job, rec Record, err error) {
+// takeAnswer takes the store's answer to the oldest queued job: it
+// removes the job from the queue, shows the record if it is newer than
+// the one shown, and replies to whoever waits for the job.
+func (h *Hub) takeAnswer(rec Record, err error) {
 	now := time.Now()
 	if h.down {
 		h.down = false
 		h.log.Info("store available again", "writes", len(h.jobs))
 	}
+	j := h.jobs[0]
 	h.jobs[0] = nil
 	h.jobs = h.jobs[1:]
 	if j.lastSeen != nil {
@@ -175,10 +212,12 @@ func (h *Hub) finish(j *job, rec Record, err error) {
 		u.held = nil
 		if rec.Version > u.rec.Version {
 			h.install(u, rec, now)
+			h.queueCorrections(u, now)
 		}
 	default:
 		if !u.known || rec.Version > u.rec.Version {
 			h.install(u, rec, now)
+			h.queueCorrections(u, now)
 		}
 		if j.done != nil {
 			j.done(rec, nil)
@@ -225,8 +264,5 @@ func (h *Hub) flush(now time.Time) {
 		return
 	}
 	h.flushing = true
-	h.seq++
-	j := &job{seq: h.seq, lastSeen: batch}
-	h.jobs = append(h.jobs, j)
-	h.w.push(j)
+	h.queueJob(&job{lastSeen: batch})
 }

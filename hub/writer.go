@@ -15,6 +15,8 @@ const maxBatch = 256
 // job is one write waiting for the store. The hub creates it and reads
 // its result; the writer only runs it.
 type job struct {
+	// seq numbers the jobs in the order queued, from 1 without a gap:
+	// the writer reports by it which jobs it answers.
 	seq      uint64
 	op       Op         // when lastSeen is nil
 	made     time.Time  // when the hub queued op
@@ -47,11 +49,12 @@ type writer struct {
 	store   Store
 	batch   BatchStore    // store, when it is one; nil otherwise
 	timeout time.Duration // bound on one store call
-	// report runs on the writer goroutine after each attempt at jobs, the
-	// head of the queue: with an answer per job, or with the error of an
-	// outage (answers nil), after which the jobs stay queued and are
-	// tried again.
-	report func(jobs []*job, answers []Applied, unavailable error)
+	// report runs on the writer goroutine after each attempt at the jobs
+	// at the head of the queue, first being the sequence number of the
+	// oldest: with an answer per job, or with the error of an outage
+	// (answers nil), after which the jobs stay queued and are tried again.
+	// The hub checks first against the head of its own copy of the queue.
+	report func(first uint64, answers []Applied, unavailable error)
 
 	mu    sync.Mutex
 	queue []*job
@@ -76,7 +79,8 @@ func (w *writer) push(j *job) {
 
 // next returns the jobs to run together: a last_seen flush alone, or the
 // changes before the next flush, up to maxBatch (one without a
-// BatchStore). The slice is new: the hub goroutine reads it later.
+// BatchStore). The slice is new, so that pop may clear the queue's
+// entries.
 func (w *writer) next() []*job {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -144,7 +148,7 @@ func (w *writer) attempt(ctx context.Context, jobs []*job) bool {
 		return false
 	}
 	if err != nil && unavailable(ctx, err) {
-		w.report(jobs, nil, err)
+		w.report(jobs[0].seq, nil, err)
 		return false
 	}
 	if err != nil { // final for the whole batch
@@ -153,7 +157,7 @@ func (w *writer) attempt(ctx context.Context, jobs []*job) bool {
 			answers[i].Err = err
 		}
 	}
-	w.report(jobs, answers, nil)
+	w.report(jobs[0].seq, answers, nil)
 	return true
 }
 
