@@ -2,9 +2,12 @@
 # Runs the benchmarks of BENCHMARKS.md on this machine and appends one JSON
 # line per run to $OUT. Usage:
 #
-#   bench/run.sh [suite ...]     suites: idle gogc latency fanout mesh rest cluster
+#   bench/run.sh [suite ...]     suites: versus idle gogc latency fanout mesh rest cluster
 #
-# With no suite it runs all but cluster. RUNS (default 3) repeats each
+# versus measures presenced and Centrifugo v6.9.1 (bench/centrifugo.sh
+# builds it outside the repository once) through the same scenarios, the
+# servers alternating, and `go run ./bench/compare $OUT` prints the two
+# side by side. With no suite it runs all but versus and cluster. RUNS (default 3) repeats each
 # figure; BENCHMARKS.md reports the median. The server runs with the
 # limits that would measure the limiter rather than the server raised (see
 # SERVER_FLAGS); everything else keeps its default.
@@ -52,6 +55,23 @@ stop_server() {
 	kill "$1"; wait "$1" 2>/dev/null || true
 }
 
+# start_centrifugo PORT: starts Centrifugo, configured by the tool for its
+# secret (loadgen.CentrifugoConfig), and sets PID.
+start_centrifugo() {
+	local port=$1
+	[ -n "${CENTRIFUGO:-}" ] || CENTRIFUGO=$(bench/centrifugo.sh)
+	"$BIN/presence-bench" -centrifugo-config "$BIN/centrifugo-$port.json" -addr "127.0.0.1:$port" -jwt-secret "$SECRET"
+	"$CENTRIFUGO" -c "$BIN/centrifugo-$port.json" 2>>"$BIN/centrifugo.log" >&2 &
+	PID=$!
+	SERVERS+=("$PID")
+	for _ in $(seq 100); do
+		curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "centrifugo on $port did not start" >&2; cat "$BIN/centrifugo.log" >&2; exit 1
+}
+start_presenced() { start_server "$@"; }
+
 # bench LABEL ARGS...: one run of the tool against the single node.
 bench() {
 	local label=$1; shift
@@ -61,6 +81,39 @@ bench() {
 
 base=1000000
 next_base() { base=$((base + 1000000)); }
+
+# versus_one SERVER: one run of every compared scenario against SERVER
+# (presenced or centrifugo), each labelled with its case for bench/compare.
+versus_one() {
+	local server=$1
+	echo "== versus $server (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+	# Memory is the figure: a fresh server on a fresh port.
+	PORT=$((PORT + 1))
+	"start_$server" "$PORT"
+	bench idle19k -protocol "$server" -scenario idle -n 19000 -steps 1000,5000,10000 -settle 3s
+	stop_server "$PID"
+	PORT=$((PORT + 1))
+	"start_$server" "$PORT"
+	next_base; bench fanout1k-100 -protocol "$server" -scenario fanout -n 1000 -rate 100 -changes 1000 -user-base "$base"
+	next_base; bench fanout10k-5 -protocol "$server" -scenario fanout -n 10000 -rate 5 -changes 50 -user-base "$base"
+	next_base; bench fanout10k-20 -protocol "$server" -scenario fanout -n 10000 -rate 20 -changes 200 -user-base "$base"
+	next_base; bench mesh5k -protocol "$server" -scenario mesh -n 5000 -watch 20 -period 5s -changes "${MESH_CHANGES:-12}" -user-base "$base"
+	if [ "$server" = presenced ]; then
+		next_base; bench rest -scenario rest -ids 100 -users 1000 -concurrency 32 -duration 3s -rounds 3 -user-base "$base"
+	fi
+	stop_server "$PID"
+}
+
+suite_versus() {
+	# The servers alternate, and which goes first alternates too, so that
+	# a change in the machine's other load weighs on both alike.
+	local order=(presenced centrifugo)
+	for _ in $(seq "$RUNS"); do
+		for server in "${order[@]}"; do versus_one "$server"; done
+		order=("${order[1]}" "${order[0]}")
+	done
+	echo "side by side: go run ./bench/compare $OUT" >&2
+}
 
 suite_idle() {
 	# A fresh server on a fresh port for every run: memory is the figure,

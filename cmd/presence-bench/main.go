@@ -1,13 +1,16 @@
 // Command presence-bench loads a presenced server over loopback and prints
 // one JSON line per run: idle sockets and their memory, fanout of one user
 // to many watchers, a mesh of users watching each other, and the REST API
-// against a bare net/http handler. BENCHMARKS.md shows it in use.
+// against a bare net/http handler. With -protocol centrifugo it drives
+// Centrifugo through the same idle, fanout and mesh scenarios, for a
+// comparison on the same machine. BENCHMARKS.md shows it in use.
 //
 //	presence-bench -scenario idle -n 19000 -pid $(pidof presenced) -jwt-secret S
 //	presence-bench -scenario fanout -n 10000 -rate 40 -jwt-secret S
 //	presence-bench -scenario mesh -n 5000 -watch 20 -period 5s -jwt-secret S
 //	presence-bench -scenario rest -jwt-secret S
 //	presence-bench -scenario http-idle -n 10000 -hold 2m -pid $(pidof presenced) -jwt-secret S
+//	presence-bench -protocol centrifugo -addr 127.0.0.1:8000 -scenario fanout -n 1000 -jwt-secret S
 //
 // The secret is the server's -jwt-secret (or PRESENCE_JWT_SECRET): the tool
 // signs its own tokens. The tool raises its open-file limit to the hard
@@ -50,6 +53,7 @@ func main() {
 // options is the parsed command line.
 type options struct {
 	scenario    string
+	protocol    string
 	addrs       string
 	secret      string
 	label       string
@@ -79,6 +83,7 @@ type options struct {
 	duration time.Duration
 	rounds   int
 	bare     string
+	centConf string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -86,6 +91,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs := flag.NewFlagSet("presence-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.scenario, "scenario", "", "idle, http-idle, fanout, mesh or rest")
+	fs.StringVar(&o.protocol, "protocol", loadgen.Presenced, "the server's protocol: presenced, or centrifugo for Centrifugo v6 set up as bench/run.sh does (idle, fanout and mesh)")
 	fs.StringVar(&o.addrs, "addr", "127.0.0.1:8080", "server host:port on loopback; a comma-separated list spreads clients over cluster nodes")
 	fs.StringVar(&o.secret, "jwt-secret", getenv("PRESENCE_JWT_SECRET"), "the server's HS256 secret (default $PRESENCE_JWT_SECRET)")
 	fs.StringVar(&o.label, "label", "", "free text copied into the JSON line")
@@ -113,6 +119,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.users, "users", 1000, "rest: users whose tokens the requests rotate through")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "rest: length of each phase")
 	fs.IntVar(&o.rounds, "rounds", 3, "rest: rounds of batch reads alternating with the bare handler")
+	fs.StringVar(&o.centConf, "centrifugo-config", "", "write to this file the configuration of a Centrifugo server on -addr that the tool can measure with -jwt-secret, and exit")
 	fs.StringVar(&o.bare, "serve-bare", "", "serve the JSON in this file with a bare net/http handler on a loopback port (started by rest)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -132,6 +139,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if o.bare != "" {
 		return serveBare(ctx, o.bare, stdin, stdout)
 	}
+	if o.centConf != "" {
+		conf, err := loadgen.CentrifugoConfig(o.addrs, []byte(o.secret))
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(o.centConf, conf, 0o600)
+	}
 	nofile, err := raiseFileLimit()
 	if err != nil {
 		return err
@@ -141,10 +155,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	cfg := loadgen.Config{
 		Addrs: splitList(o.addrs), Secret: []byte(o.secret), Sources: o.sources,
 		Concurrency: o.concurrency, ConnectRate: o.connectRate, UserBase: o.userBase, ServerPID: o.pid, WaitTimeout: o.wait,
-		Buckets: o.child,
+		Buckets: o.child, Protocol: o.protocol,
 	}
 	if !o.quiet {
 		cfg.Progress = stderr
+	}
+	if (o.scenario == "rest" || o.scenario == "http-idle") && o.protocol != loadgen.Presenced {
+		return fmt.Errorf("-scenario %s measures presenced's HTTP side; it has no -protocol %s", o.scenario, o.protocol)
 	}
 	var res any
 	switch o.scenario {
@@ -155,17 +172,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		var r loadgen.IdleResult
 		r, err = loadgen.Idle(ctx, cfg, loadgen.IdleParams{Sockets: o.n, Steps: steps, Settle: o.settle, Hold: o.hold})
-		r.Label, r.NoFile = o.label, nofile
+		r.Label, r.Server, r.NoFile = o.label, o.protocol, nofile
 		res = r
 	case "http-idle":
 		var r loadgen.HTTPIdleResult
 		r, err = loadgen.HTTPIdle(ctx, cfg, loadgen.HTTPIdleParams{Conns: o.n, Wait: o.hold})
-		r.Label, r.NoFile = o.label, nofile
+		r.Label, r.Server, r.NoFile = o.label, o.protocol, nofile
 		res = r
 	case "fanout":
 		var r loadgen.DeliveryResult
 		r, err = loadgen.Fanout(ctx, cfg, loadgen.FanoutParams{Watchers: o.n, Rate: o.rate, Changes: o.changes})
-		r.Label, r.NoFile = o.label, nofile
+		r.Label, r.Server, r.NoFile = o.label, o.protocol, nofile
 		res = r
 	case "mesh":
 		var r loadgen.DeliveryResult
@@ -178,7 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			}
 			r, err = loadgen.Mesh(ctx, cfg, p)
 		}
-		r.Label, r.NoFile = o.label, nofile
+		r.Label, r.Server, r.NoFile = o.label, o.protocol, nofile
 		res = r
 	case "rest":
 		var r loadgen.RESTResult
@@ -186,7 +203,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			IDs: o.ids, Users: o.users, Concurrency: o.concurrency, Duration: o.duration, Rounds: o.rounds,
 			Baseline: startBare,
 		})
-		r.Label, r.NoFile = o.label, nofile
+		r.Label, r.Server, r.NoFile = o.label, o.protocol, nofile
 		res = r
 	default:
 		return fmt.Errorf("-scenario must be idle, http-idle, fanout, mesh or rest, not %q", o.scenario)

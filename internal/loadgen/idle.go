@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // IdleParams shapes the idle scenario: sockets that connect and then only
@@ -90,7 +88,7 @@ func Idle(ctx context.Context, cfg Config, p IdleParams) (IdleResult, error) {
 	start := time.Now()
 	var errs errorCounts
 	var hist Histogram
-	conns := make([]*websocket.Conn, p.Sockets)
+	conns := make([]*client, p.Sockets)
 	var pongs, connected, ended atomic.Int64
 	var closing atomic.Bool
 	var readers sync.WaitGroup
@@ -109,18 +107,24 @@ func Idle(ctx context.Context, cfg Config, p IdleParams) (IdleResult, error) {
 		forEach(ctx, step-from, cfg.Concurrency, func(k int) {
 			i := from + k
 			t := time.Now()
-			ws, err := d.dial(ctx, i, tokens[i])
+			c, err := d.dial(ctx, i, tokens[i])
 			if err != nil {
 				errs.add("dial_" + kindOf(err))
 				return
 			}
 			hist.Record(time.Since(t))
-			conns[i] = ws
+			conns[i] = c
 			connected.Add(1)
 			readers.Go(func() {
-				err := readFrames(ws, func(frame []byte) {
-					if replyType(frame) == "pong" {
+				err := readFrames(c.ws, func(frame []byte) {
+					fi := cfg.proto.read(frame, func(int64, int64) {})
+					if fi.pong {
 						pongs.Add(1)
+					}
+					if fi.ping {
+						if err := c.write(cfg.proto.pong(), cfg.WaitTimeout); err != nil {
+							errs.add("pong_" + kindOf(err))
+						}
 					}
 				})
 				if !closing.Load() {
@@ -165,11 +169,10 @@ func Idle(ctx context.Context, cfg Config, p IdleParams) (IdleResult, error) {
 
 	if err := sleep(ctx, p.Hold); err == nil {
 		cfg.progress("idle: checking every socket answers")
-		ping := []byte(`{"type":"ping"}`)
+		ping := cfg.proto.ping()
 		forEach(ctx, len(conns), cfg.Concurrency, func(i int) {
-			if ws := conns[i]; ws != nil {
-				_ = ws.SetWriteDeadline(time.Now().Add(cfg.WaitTimeout))
-				if err := ws.WriteMessage(websocket.TextMessage, ping); err != nil {
+			if c := conns[i]; c != nil {
+				if err := c.write(ping, cfg.WaitTimeout); err != nil {
 					errs.add("ping_" + kindOf(err))
 				}
 			}

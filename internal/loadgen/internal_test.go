@@ -1,7 +1,10 @@
 package loadgen
 
 import (
+	"bytes"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +90,7 @@ func TestBucketsAreContiguous(t *testing.T) {
 // updates that waited for the store, counts it as superseded, not lost; a
 // state seen twice is a duplicate.
 func TestReceiveCountsSupersededChanges(t *testing.T) {
-	m := &mesh{cfg: &Config{UserBase: 100}, changes: 5, period: time.Second, phase: func(int) time.Duration { return 0 }}
+	m := &mesh{cfg: &Config{UserBase: 100, proto: presencedProto{}}, changes: 5, period: time.Second, phase: func(int) time.Duration { return 0 }}
 	start := time.Now()
 	m.start.Store(&start)
 	w := &watcher{watched: []int{1, 2}, last: make([]int32, 2)}
@@ -96,9 +99,50 @@ func TestReceiveCountsSupersededChanges(t *testing.T) {
 		return transport.EncodeEvent(hub.Presence{UserID: int64(100 + user), Busy: true, WaitTime: &wait})
 	}
 	for _, f := range [][]byte{event(1, 1), event(1, 4), event(2, 2), event(1, 4), event(1, 5)} {
-		m.receive(w, f)
+		m.receive(w, nil, f)
 	}
 	if d, s, dup := m.deliv.Load(), m.superseded.Load(), m.dups.Load(); d != 4 || s != 3 || dup != 1 {
 		t.Fatalf("delivered %d, superseded %d, duplicates %d; want 4, 3 (user 1's 2 and 3, user 2's 1), 1", d, s, dup)
+	}
+}
+
+// Frames as Centrifugo v6.9.1 writes them (taken from a running server),
+// several replies or pushes a frame, one a line.
+func TestCentrifugoFramesRead(t *testing.T) {
+	p := centrifugoProto{}
+	push := `{"push":{"channel":"u1","pub":{"data":` + string(presenceEvent(1, 3)) +
+		`,"info":{"user":"1","client":"89cc1f15-5415-407a-893a-55abf0322d3d"}}}}`
+	tests := []struct {
+		frame string
+		want  frameInfo
+		seqs  []int64
+	}{
+		{`{"id":3,"subscribe":{}}` + "\n" + `{"id":4,"subscribe":{}}`, frameInfo{subscribed: 2}, nil},
+		{`{"id":2,"error":{"code":108,"message":"not available"}}`, frameInfo{pong: true}, nil},
+		{`{"id":5,"error":{"code":103,"message":"permission denied"}}`, frameInfo{errors: 1}, nil},
+		{`{}`, frameInfo{ping: true}, nil},
+		{push + "\n" + strings.Replace(push, `"wait_time":3`, `"wait_time":4`, 1), frameInfo{events: true}, []int64{3, 4}},
+		{`{"id":6,"publish":{}}` + "\n" + `{"id":7,"publish":{}}`, frameInfo{}, nil},
+		{`{"push":{"disconnect":{"code":3500,"reason":"invalid token"}}}`, frameInfo{}, nil},
+	}
+	for _, tt := range tests {
+		var seqs []int64
+		got := p.read([]byte(tt.frame), func(user, seq int64) {
+			if user != 1 {
+				t.Errorf("%s: event of user %d; want 1", tt.frame, user)
+			}
+			seqs = append(seqs, seq)
+		})
+		if got != tt.want || !slices.Equal(seqs, tt.seqs) {
+			t.Errorf("%s: read %+v, events %v; want %+v, %v", tt.frame, got, seqs, tt.want, tt.seqs)
+		}
+	}
+	// The publication's data is presenced's own event, which both servers
+	// then carry to every watcher.
+	msg := p.change(nil, 42, 7)
+	data, ok := bytes.CutPrefix(msg, []byte(`{"id":10,"publish":{"channel":"u42","data":`))
+	var seen [][2]int64
+	if !ok || !scanEvents(data, func(u, s int64) { seen = append(seen, [2]int64{u, s}) }) || len(seen) != 1 || seen[0] != [2]int64{42, 7} {
+		t.Fatalf("change %s carries %v; want user 42's change 7 as a presence event", msg, seen)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -58,6 +57,11 @@ type Config struct {
 	Buckets bool
 	// Progress, when not nil, receives a line about each phase.
 	Progress io.Writer
+	// Protocol is the server's protocol: Presenced (the default) or
+	// Centrifugo, for measuring the two servers alike.
+	Protocol string
+
+	proto proto // what Protocol names, set by setDefaults
 }
 
 func (c *Config) setDefaults() error {
@@ -87,7 +91,9 @@ func (c *Config) setDefaults() error {
 	if c.WaitTimeout <= 0 {
 		c.WaitTimeout = 30 * time.Second
 	}
-	return nil
+	var err error
+	c.proto, err = protoFor(c.Protocol)
+	return err
 }
 
 // checkLoopback refuses any address that is not a loopback IP: the tool
@@ -111,8 +117,10 @@ func checkLoopback(addr string) error {
 // measured.
 type Header struct {
 	Scenario string `json:"scenario"`
-	// Label is free text from the command line, e.g. "before tuning".
+	// Label is free text from the command line, e.g. "before tuning";
+	// Server the protocol of the server measured (Config.Protocol).
 	Label   string    `json:"label,omitempty"`
+	Server  string    `json:"server,omitempty"`
 	Started time.Time `json:"started"`
 	// Load1 and Load1End are the 1-minute load averages at the start and
 	// the end of the run: figures taken on a busy machine say so.
@@ -298,6 +306,8 @@ func kindOf(err error) string {
 		return "close_" + strconv.Itoa(ce.Code)
 	case errors.Is(err, websocket.ErrBadHandshake):
 		return "handshake"
+	case errors.Is(err, errConnectRefused):
+		return "connect_refused"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
@@ -343,8 +353,9 @@ func (d *dialer) token(user int64) (string, error) {
 	return d.issuer.Issue(user, "u"+strconv.FormatInt(user, 10))
 }
 
-// dial connects client i as user with a token signed beforehand.
-func (d *dialer) dial(ctx context.Context, i int, token string) (*websocket.Conn, error) {
+// dial connects client i as user with a token signed beforehand; the
+// socket counts as connected once the server has checked the token.
+func (d *dialer) dial(ctx context.Context, i int, token string) (*client, error) {
 	if r := d.cfg.ConnectRate; r > 0 {
 		n := d.paced.Add(1) - 1
 		if err := sleep(ctx, time.Until(d.start.Add(time.Duration(float64(n)/r*float64(time.Second))))); err != nil {
@@ -352,17 +363,22 @@ func (d *dialer) dial(ctx context.Context, i int, token string) (*websocket.Conn
 		}
 	}
 	addr := d.cfg.Addrs[i%len(d.cfg.Addrs)]
-	h := http.Header{"Authorization": {"Bearer " + token}}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.WaitTimeout)
 	defer cancel()
-	ws, resp, err := d.dialers[i%len(d.dialers)].DialContext(ctx, "ws://"+addr+"/ws", h)
+	p := d.cfg.proto
+	ws, resp, err := d.dialers[i%len(d.dialers)].DialContext(ctx, "ws://"+addr+p.path(), p.header(token))
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("%w: status %d", err, resp.StatusCode)
 		}
 		return nil, err
 	}
-	return ws, nil
+	c := &client{ws: ws}
+	if err := p.hello(c, token, d.cfg.WaitTimeout); err != nil {
+		_ = ws.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // tokens signs a token for each of n users starting at first; signing is
@@ -481,10 +497,10 @@ func parseInt(b []byte) (v int64, n int) {
 
 // closeAll closes every socket in parallel: thousands of sequential
 // closes would outlast the run.
-func closeAll(conns []*websocket.Conn) {
+func closeAll(conns []*client) {
 	forEach(context.Background(), len(conns), 32, func(i int) {
 		if conns[i] != nil {
-			_ = conns[i].Close()
+			_ = conns[i].ws.Close()
 		}
 	})
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // maxChanges is the most changes one user makes in a run: each carries its
@@ -210,6 +207,9 @@ type watcher struct {
 	user    int
 	watched []int
 	last    []int32
+	// confirms counts down the subscriptions the server has still to
+	// confirm; only the socket's reader touches it.
+	confirms int
 }
 
 // scheduled is the time at which user i makes change seq (1-based).
@@ -227,7 +227,7 @@ func (m *mesh) run(ctx context.Context, first, count int, res *DeliveryResult) e
 	if err != nil {
 		return err
 	}
-	conns := make([]*websocket.Conn, count)
+	conns := make([]*client, count)
 	watchers := make([]watcher, count)
 	var readers sync.WaitGroup
 	defer func() {
@@ -245,32 +245,33 @@ func (m *mesh) run(ctx context.Context, first, count int, res *DeliveryResult) e
 		w.user = first + k
 		w.watched = m.watches(w.user)
 		w.last = make([]int32, len(w.watched))
-		ws, err := d.dial(ctx, w.user, tokens[k])
+		c, err := d.dial(ctx, w.user, tokens[k])
 		if err != nil {
 			m.errs.add("dial_" + kindOf(err))
 			return
 		}
-		conns[k] = ws
+		conns[k] = c
+		var msg []byte
+		if len(w.watched) == 0 {
+			m.subs.Add(1)
+		} else {
+			ids := make([]int64, len(w.watched))
+			for j, v := range w.watched {
+				ids[j] = cfg.UserBase + int64(v)
+			}
+			msg, w.confirms = cfg.proto.subscribe(ids)
+		}
+		// The reader starts after confirms is set, which it counts down.
 		readers.Go(func() {
-			err := readFrames(ws, func(frame []byte) { m.receive(w, frame) })
+			err := readFrames(c.ws, func(frame []byte) { m.receive(w, c, frame) })
 			if !m.closing.Load() {
 				m.errs.add(kindOf(err))
 			}
 		})
-		if len(w.watched) == 0 {
-			m.subs.Add(1)
+		if msg == nil {
 			return
 		}
-		msg := append(make([]byte, 0, 64+12*len(w.watched)), `{"type":"subscribe","user_ids":[`...)
-		for j, v := range w.watched {
-			if j > 0 {
-				msg = append(msg, ',')
-			}
-			msg = strconv.AppendInt(msg, cfg.UserBase+int64(v), 10)
-		}
-		msg = append(msg, "]}"...)
-		_ = ws.SetWriteDeadline(time.Now().Add(cfg.WaitTimeout))
-		if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+		if err := c.write(msg, cfg.WaitTimeout); err != nil {
 			m.errs.add("subscribe_" + kindOf(err))
 		}
 	})
@@ -342,7 +343,7 @@ func (m *mesh) run(ctx context.Context, first, count int, res *DeliveryResult) e
 
 // send makes the changes of users ks (indexes into conns) in time order;
 // each change's wait_time is its sequence number.
-func (m *mesh) send(ctx context.Context, start time.Time, first int, ks []int, conns []*websocket.Conn, sent *atomic.Int64) {
+func (m *mesh) send(ctx context.Context, start time.Time, first int, ks []int, conns []*client, sent *atomic.Int64) {
 	// All users share one period, so one sort by phase orders every round.
 	slices.SortFunc(ks, func(a, b int) int { return int(m.phase(first+a) - m.phase(first+b)) })
 	buf := make([]byte, 0, 64)
@@ -353,11 +354,8 @@ func (m *mesh) send(ctx context.Context, start time.Time, first int, ks []int, c
 				return
 			}
 			storeMax(&m.sendLag, int64(time.Since(at)))
-			buf = append(buf[:0], `{"type":"set_status","is_busy":true,"wait_time":`...)
-			buf = strconv.AppendInt(buf, seq, 10)
-			buf = append(buf, '}')
-			_ = conns[k].SetWriteDeadline(time.Now().Add(m.cfg.WaitTimeout))
-			if err := conns[k].WriteMessage(websocket.TextMessage, buf); err != nil {
+			buf = m.cfg.proto.change(buf[:0], m.cfg.UserBase+int64(first+k), seq)
+			if err := conns[k].write(buf, m.cfg.WaitTimeout); err != nil {
 				m.errs.add("send_" + kindOf(err))
 				continue
 			}
@@ -366,14 +364,14 @@ func (m *mesh) send(ctx context.Context, start time.Time, first int, ks []int, c
 	}
 }
 
-// receive handles one frame that reached watcher w.
-func (m *mesh) receive(w *watcher, frame []byte) {
+// receive handles one frame that reached watcher w on socket c.
+func (m *mesh) receive(w *watcher, c *client, frame []byte) {
 	now := time.Now()
 	start := m.start.Load()
 	// Shared counters are touched once per frame, not once per event:
 	// thousands of readers share them.
 	var delivered, dups, skipped int64
-	events := scanEvents(frame, func(user, seq int64) {
+	fi := m.cfg.proto.read(frame, func(user, seq int64) {
 		v := int(user - m.cfg.UserBase)
 		j := slices.Index(w.watched, v)
 		if j < 0 || seq < 1 || seq > int64(m.changes) {
@@ -392,7 +390,7 @@ func (m *mesh) receive(w *watcher, frame []byte) {
 		delivered++
 		m.hist.Record(now.Sub(m.scheduled(*start, v, seq)))
 	})
-	if events {
+	if fi.events {
 		m.frames.Add(1)
 		if delivered > 0 {
 			m.deliv.Add(delivered)
@@ -404,13 +402,19 @@ func (m *mesh) receive(w *watcher, frame []byte) {
 		if skipped > 0 {
 			m.superseded.Add(skipped)
 		}
-		return
 	}
-	switch replyType(frame) {
-	case "subscribed":
-		m.subs.Add(1)
-	case "error":
-		m.errs.add("reply_error")
+	if fi.subscribed > 0 && w.confirms > 0 {
+		if w.confirms -= fi.subscribed; w.confirms <= 0 {
+			m.subs.Add(1)
+		}
+	}
+	if fi.errors > 0 {
+		m.errs.addN("reply_error", int64(fi.errors))
+	}
+	if fi.ping {
+		if err := c.write(m.cfg.proto.pong(), m.cfg.WaitTimeout); err != nil {
+			m.errs.add("pong_" + kindOf(err))
+		}
 	}
 }
 
