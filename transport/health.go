@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -63,8 +64,10 @@ func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // AdminHandler serves the operator's endpoints: /healthz, /readyz with
-// the name and error of each failed check, and /metrics when
-// Config.Metrics is set. Serve it on a listener that only operators and
+// the name and error of each failed check, /metrics when Config.Metrics
+// is set, and the Go runtime's profiles under /debug/pprof/ (net/http/pprof,
+// without /debug/pprof/cmdline, which would show a -jwt-secret given on
+// the command line). Serve it on a listener that only operators and
 // probes reach (presenced's -admin-addr); the public handler keeps
 // /healthz and a /readyz that says only ready or not, for load balancers
 // that probe the serving port.
@@ -80,6 +83,15 @@ func (s *Server) adminRoutes() chi.Router {
 	if s.cfg.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
 	}
+	// Profiles of a running server are how BENCHMARKS.md finds where its
+	// CPU goes; they belong with the operators, never on the public port.
+	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	r.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "Not Found")
+	})
+	r.HandleFunc("/debug/pprof/*", pprof.Index) // the index, and each named profile
 	return r
 }
 

@@ -177,7 +177,8 @@ func TestReadyzSaysNotReadyWhenTheHubStops(t *testing.T) {
 
 // TestAdminHandlerHoldsTheOperatorsEndpoints: with an admin listener the
 // public port serves no /metrics; the admin handler serves /metrics,
-// /healthz and /readyz, and answers anything else as the public one does.
+// /healthz, /readyz and the profiles, and answers anything else as the
+// public one does.
 func TestAdminHandlerHoldsTheOperatorsEndpoints(t *testing.T) {
 	metricsHandler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("presenced_connections 0\n")) })
 	e := startOps(t, transport.Config{AdminListener: true, Metrics: metricsHandler})
@@ -198,6 +199,13 @@ func TestAdminHandlerHoldsTheOperatorsEndpoints(t *testing.T) {
 		{e.admin, "POST", "/readyz", http.StatusMethodNotAllowed, "GET, HEAD"},
 		{e.admin, "GET", "/users/me/status", http.StatusNotFound, ""},
 		{e.admin, "GET", "/", http.StatusNotFound, ""},
+		// The runtime's profiles, for operators only; the command line,
+		// which may hold the secret, not even there.
+		{e.admin, "GET", "/debug/pprof/", http.StatusOK, ""},
+		{e.admin, "GET", "/debug/pprof/goroutine?debug=1", http.StatusOK, ""},
+		{e.admin, "GET", "/debug/pprof/cmdline", http.StatusNotFound, ""},
+		{e.public, "GET", "/debug/pprof/", http.StatusNotFound, ""},
+		{e.public, "GET", "/debug/pprof/goroutine?debug=1", http.StatusNotFound, ""},
 	} {
 		resp, b := tc.get(tc.method, tc.path)
 		if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow {
