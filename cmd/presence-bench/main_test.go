@@ -89,11 +89,46 @@ func TestBadFlags(t *testing.T) {
 		{"-scenario", "idle", "-n", "1", "-jwt-secret", "s", "-addr", "192.0.2.1:80"},
 		{"-scenario", "idle", "-steps", "x", "-jwt-secret", "s"},
 		{"-scenario", "mesh", "-procs", "3", "-n", "2", "-jwt-secret", "s"},
+		{"-scenario", "rest", "-protocol", "centrifugo", "-jwt-secret", "s"},
+		{"-scenario", "idle", "-protocol", "nope", "-n", "1", "-jwt-secret", "s"},
+		{"-centrifugo-config", "x.json", "-addr", "192.0.2.1:8000", "-jwt-secret", "s"},
 		{"stray"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if err := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// The configuration bench/run.sh starts Centrifugo with: the tool's secret
+// and the address asked for.
+func TestCentrifugoConfigFile(t *testing.T) {
+	path := t.TempDir() + "/centrifugo.json"
+	var stdout, stderr bytes.Buffer
+	args := []string{"-centrifugo-config", path, "-addr", "127.0.0.1:18555", "-jwt-secret", secret}
+	if err := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatal(err, stderr.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		HTTPServer struct {
+			Address string `json:"address"`
+			Port    int    `json:"port"`
+		} `json:"http_server"`
+		Client struct {
+			Token struct {
+				Secret string `json:"hmac_secret_key"`
+			} `json:"token"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(b, &conf); err != nil {
+		t.Fatal(err)
+	}
+	if conf.HTTPServer.Address != "127.0.0.1" || conf.HTTPServer.Port != 18555 || conf.Client.Token.Secret != secret || stdout.Len() != 0 {
+		t.Fatalf("configuration %s, output %q", b, stdout.String())
 	}
 }
