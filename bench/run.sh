@@ -44,11 +44,17 @@ start_server() {
 	env ${SERVER_ENV:-} PRESENCE_JWT_SECRET=$SECRET "$BIN/presenced" -addr "127.0.0.1:$port" "${SERVER_FLAGS[@]}" "$@" 2>>"$BIN/server.log" &
 	PID=$!
 	SERVERS+=("$PID")
+	await_health "http://127.0.0.1:$port/healthz" "$BIN/server.log"
+}
+
+# await_health URL LOG: waits up to 10 s for URL to answer, or shows LOG and
+# stops the run.
+await_health() {
 	for _ in $(seq 100); do
-		curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+		curl -fs "$1" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
-	echo "server on $port did not start" >&2; cat "$BIN/server.log" >&2; exit 1
+	echo "no answer from $1" >&2; cat "$2" >&2; exit 1
 }
 
 stop_server() {
@@ -64,11 +70,7 @@ start_centrifugo() {
 	"$CENTRIFUGO" -c "$BIN/centrifugo-$port.json" 2>>"$BIN/centrifugo.log" >&2 &
 	PID=$!
 	SERVERS+=("$PID")
-	for _ in $(seq 100); do
-		curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "centrifugo on $port did not start" >&2; cat "$BIN/centrifugo.log" >&2; exit 1
+	await_health "http://127.0.0.1:$port/health" "$BIN/centrifugo.log"
 }
 start_presenced() { start_server "$@"; }
 

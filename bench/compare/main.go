@@ -11,8 +11,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +19,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/presenced/presenced/internal/loadgen"
 )
 
 func main() {
@@ -81,8 +81,10 @@ var rows = []row{
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: p50", "ms", func(r result) float64 { return r.Latency.P50 }, ratioAtMost(1), "≤ 1×", "µs/delivery"},
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: p99", "ms", func(r result) float64 { return r.Latency.P99 }, ratioAtMost(0.7), "≤ 0.7×", "µs/delivery"},
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: server CPU per delivery", "µs", func(r result) float64 { return r.CPU.ServerPer }, ratioAtMost(0.8), "≤ 0.8×", ""},
+	{"fanout1k-100", "1,000 watchers, 100 changes/s: not delivered (merged or lost)", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
 	{"fanout10k-5", "10,000 watchers, 5 changes/s: p50", "ms", func(r result) float64 { return r.Latency.P50 }, nil, "", "µs/delivery"},
 	{"fanout10k-5", "10,000 watchers, 5 changes/s: p99", "ms", func(r result) float64 { return r.Latency.P99 }, ratioAtMost(1), "≤ 1×", "µs/delivery"},
+	{"fanout10k-5", "10,000 watchers, 5 changes/s: not delivered (merged or lost)", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
 	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: deliveries/s", "/s", func(r result) float64 { return r.DeliveredPerSec },
 		func(p, c float64) bool { return !math.IsNaN(c) && p >= 1.3*c }, "≥ 1.3×", "µs/delivery"},
 	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: server CPU per delivery", "µs", func(r result) float64 { return r.CPU.ServerPer }, ratioAtMost(0.8), "≤ 0.8×", ""},
@@ -103,13 +105,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return errors.New("name one or more files of presence-bench JSON lines from bench/run.sh versus")
 	}
-	var all []result
-	for _, path := range fs.Args() {
-		rs, err := readResults(path)
-		if err != nil {
-			return err
-		}
-		all = append(all, rs...)
+	all, err := loadgen.ReadLines[result](fs.Args()...)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout, "| figure | presenced | Centrifugo | ratio | target | met? | server CPU, presenced / Centrifugo | runs | load |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|")
@@ -233,27 +231,4 @@ func loads(rs []result) string {
 		return ""
 	}
 	return fmt.Sprintf("%.1f–%.1f", slices.Min(v), slices.Max(v))
-}
-
-func readResults(path string) ([]result, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []result
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var r result
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		out = append(out, r)
-	}
-	return out, sc.Err()
 }

@@ -10,9 +10,7 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +19,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/presenced/presenced/internal/loadgen"
 )
 
 func main() {
@@ -42,13 +42,9 @@ func run(args []string, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return errors.New("name one or more files of presence-bench JSON lines")
 	}
-	var runs []result
-	for _, path := range fs.Args() {
-		rs, err := readResults(path)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, rs...)
+	runs, err := loadgen.ReadLines[result](fs.Args()...)
+	if err != nil {
+		return err
 	}
 	for name, c := range map[string]chart{
 		"memory.svg":     memoryChart(runs),
@@ -85,28 +81,6 @@ type result struct {
 		P50 float64 `json:"p50_ms"`
 		P99 float64 `json:"p99_ms"`
 	} `json:"latency"`
-}
-
-func readResults(path string) ([]result, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []result
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		if len(sc.Bytes()) == 0 || sc.Bytes()[0] != '{' {
-			continue // progress or other text mixed into the file
-		}
-		var r result
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		out = append(out, r)
-	}
-	return out, sc.Err()
 }
 
 // medians groups values by series name and x and returns, per series, the
