@@ -90,6 +90,7 @@ func TestBadFlags(t *testing.T) {
 		{"-scenario", "idle", "-steps", "x", "-jwt-secret", "s"},
 		{"-scenario", "mesh", "-procs", "3", "-n", "2", "-jwt-secret", "s"},
 		{"-scenario", "rest", "-protocol", "centrifugo", "-jwt-secret", "s"},
+		{"-scenario", "http-idle", "-protocol", "centrifugo", "-jwt-secret", "s"},
 		{"-scenario", "idle", "-protocol", "nope", "-n", "1", "-jwt-secret", "s"},
 		{"-centrifugo-config", "x.json", "-addr", "192.0.2.1:8000", "-jwt-secret", "s"},
 		{"stray"},
