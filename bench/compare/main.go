@@ -44,6 +44,7 @@ type result struct {
 		PerSocket float64 `json:"bytes_per_socket"`
 	} `json:"points"`
 	Lost            int64   `json:"lost"`
+	Superseded      int64   `json:"superseded"`
 	DeliveredPerSec float64 `json:"delivered_per_s"`
 	Latency         struct {
 		P50 float64 `json:"p50_ms"`
@@ -81,10 +82,12 @@ var rows = []row{
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: p50", "ms", func(r result) float64 { return r.Latency.P50 }, ratioAtMost(1), "≤ 1×", "µs/delivery"},
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: p99", "ms", func(r result) float64 { return r.Latency.P99 }, ratioAtMost(0.7), "≤ 0.7×", "µs/delivery"},
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: server CPU per delivery", "µs", func(r result) float64 { return r.CPU.ServerPer }, ratioAtMost(0.8), "≤ 0.8×", ""},
-	{"fanout1k-100", "1,000 watchers, 100 changes/s: not delivered (merged or lost)", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
+	{"fanout1k-100", "1,000 watchers, 100 changes/s: superseded (merged, a later change came instead)", "", func(r result) float64 { return float64(r.Superseded) }, nil, "", ""},
+	{"fanout1k-100", "1,000 watchers, 100 changes/s: lost", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
 	{"fanout10k-5", "10,000 watchers, 5 changes/s: p50", "ms", func(r result) float64 { return r.Latency.P50 }, nil, "", "µs/delivery"},
 	{"fanout10k-5", "10,000 watchers, 5 changes/s: p99", "ms", func(r result) float64 { return r.Latency.P99 }, ratioAtMost(1), "≤ 1×", "µs/delivery"},
-	{"fanout10k-5", "10,000 watchers, 5 changes/s: not delivered (merged or lost)", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
+	{"fanout10k-5", "10,000 watchers, 5 changes/s: superseded (merged, a later change came instead)", "", func(r result) float64 { return float64(r.Superseded) }, nil, "", ""},
+	{"fanout10k-5", "10,000 watchers, 5 changes/s: lost", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
 	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: deliveries/s", "/s", func(r result) float64 { return r.DeliveredPerSec },
 		func(p, c float64) bool { return !math.IsNaN(c) && p >= 1.3*c }, "≥ 1.3×", "µs/delivery"},
 	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: server CPU per delivery", "µs", func(r result) float64 { return r.CPU.ServerPer }, ratioAtMost(0.8), "≤ 0.8×", ""},
