@@ -246,7 +246,7 @@ func TestThenEqualsOneAfterTheOther(t *testing.T) {
 		var row hub.Row
 		exists := rng.IntN(4) > 0
 		if exists {
-			row, _ = hub.Decide(hub.Row{}, false, hub.Op{Kind: hub.OpUpdate, UserID: 1, Update: randUpdate()}, 1, t0)
+			row, _, _ = hub.Decide(hub.Row{}, false, hub.Op{Kind: hub.OpUpdate, UserID: 1, Update: randUpdate()}, 1, t0)
 		}
 		m, ok := first.Then(second)
 		if !ok {
@@ -254,9 +254,9 @@ func TestThenEqualsOneAfterTheOther(t *testing.T) {
 		}
 		merged++
 		op := func(up hub.StatusUpdate) hub.Op { return hub.Op{Kind: hub.OpUpdate, UserID: 1, Update: up} }
-		a, _ := hub.Decide(row, exists, op(first), 1, t0.Add(time.Second))
-		a, _ = hub.Decide(a, true, op(second), 1, t0.Add(2*time.Second))
-		b, _ := hub.Decide(row, exists, op(m), 1, t0.Add(2*time.Second))
+		a, _, _ := hub.Decide(row, exists, op(first), 1, t0.Add(time.Second))
+		a, _, _ = hub.Decide(a, true, op(second), 1, t0.Add(2*time.Second))
+		b, _, _ := hub.Decide(row, exists, op(m), 1, t0.Add(2*time.Second))
 		pa, pb := a.Presence(), b.Presence()
 		sameWait := (pa.WaitTime == nil) == (pb.WaitTime == nil) && (pa.WaitTime == nil || *pa.WaitTime == *pb.WaitTime)
 		// A call under way before keeps its start; a call that began

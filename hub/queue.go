@@ -86,18 +86,18 @@ func (h *Hub) answerProvisionally(u *user, j *job, now time.Time) {
 	j.provisional = true
 	done := j.done
 	j.done = nil
-	if !u.known && !j.op.Creates() {
-		if done != nil {
-			done(Record{}, ErrNotFound)
-		}
-		return
-	}
 	vouchers := u.others
 	if j.vouched {
 		vouchers++
 	}
 	row := Row{Status: u.rec.Status, Version: u.rec.Version, HeartbeatUntil: u.storeHB, DeviceHeartbeats: u.storeDevHB}
-	out, _ := Decide(row, u.known, j.op, vouchers, now)
+	out, _, err := Decide(row, u.known, j.op, vouchers, now)
+	if err != nil {
+		if done != nil {
+			done(Record{}, err)
+		}
+		return
+	}
 	rec := out.Record(now, vouchers)
 	// Keep the store's version: the store's own answer, when it comes,
 	// must count as newer.

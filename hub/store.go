@@ -54,6 +54,12 @@ type BatchStore interface {
 type Applied struct {
 	// Record is the status after the op, when Err is nil.
 	Record Record
+	// Changed says that this op changed the stored status, as [Decide]
+	// answered it; false when the status was as the op leaves it already,
+	// perhaps because another node's change got there first. A store's
+	// own changes (a sweep) count by it what they did; the hub reads
+	// Record alone.
+	Changed bool
 	// Err is the op's own final error, or nil.
 	Err error
 }
@@ -116,7 +122,9 @@ type Row struct {
 	Status
 	Version int64
 	// HeartbeatUntil is when the latest REST heartbeat without a device
-	// id stops keeping the user online: the seed API's heartbeat.
+	// id stops keeping the user online: the heartbeat of the REST clients
+	// that were there before device ids (the seed API's, in package
+	// transport).
 	HeartbeatUntil time.Time
 	// DeviceHeartbeats holds, per device id, when that device's latest
 	// REST heartbeat stops keeping the user online. A socket of the
@@ -207,7 +215,7 @@ type Op struct {
 }
 
 // Creates reports whether op makes a status for a user that has none;
-// the others answer ErrNotFound for such a user.
+// [Decide] refuses the others for such a user with ErrNotFound.
 func (op Op) Creates() bool {
 	return op.Kind != OpRelease && op.Kind != OpRefresh && op.Kind != OpEndHeartbeat
 }
@@ -217,17 +225,20 @@ func (op Op) Creates() bool {
 // holds a stored status; vouchers counts the nodes that hold a connection
 // of the user (or are within its grace) once op is applied; now is the
 // store's clock. It returns the new row and whether anything changed; a
-// changed row has its Version raised by one. A user is online unless they
-// chose to appear offline, while a node vouches for them or a REST
-// heartbeat (of a device, or without one) is fresh.
+// changed row has its Version raised by one. An op that needs a stored
+// status (one that does not [Op.Creates] one) on a user without one is
+// refused with [ErrNotFound]: every store, and the hub when it decides
+// from memory, refuse the same ops because they all ask here. A user is
+// online unless they chose to appear offline, while a node vouches for
+// them or a REST heartbeat (of a device, or without one) is fresh.
 //
 // While a user appears offline nothing that others can see moves:
 // last_seen stays at the moment they went invisible, and their name is
 // not replaced.
-func Decide(row Row, exists bool, op Op, vouchers int, now time.Time) (Row, bool) {
+func Decide(row Row, exists bool, op Op, vouchers int, now time.Time) (Row, bool, error) {
 	if !exists {
 		if !op.Creates() {
-			return row, false
+			return row, false, ErrNotFound
 		}
 		row = Row{Status: Status{UserID: op.UserID, LastSeen: now, CreatedAt: now, UpdatedAt: now}}
 	}
@@ -309,7 +320,7 @@ func Decide(row Row, exists bool, op Op, vouchers int, now time.Time) (Row, bool
 		row.DeviceHeartbeats = withoutExpired(row.DeviceHeartbeats, now)
 		row.Version++
 	}
-	return row, changed
+	return row, changed, nil
 }
 
 // withHeartbeat returns a copy of hb with device alive until until,

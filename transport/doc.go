@@ -1,8 +1,21 @@
-// Package transport serves the hub over HTTP: the REST API of the seed
-// (both path families), the WebSocket endpoint /ws, the static demo, and
-// the operator's endpoints: /healthz, /readyz and an access log line per
+// Package transport serves the hub over HTTP: the seed API (both path
+// families), the WebSocket endpoint /ws, the static demo, and the
+// operator's endpoints: /healthz, /readyz and an access log line per
 // request with its X-Request-ID. Service tokens (see [Identity]) act for
 // users at /users/{user_id}/status.
+//
+// # The seed API
+//
+// The seed API is the REST API of presence and status that apps in the
+// field already call, as the service presenced took over defined it:
+// GET, PUT and PATCH /users/me/status (and /both/status/me), POST
+// /users/me/heartbeat (and /both/status/heartbeat), GET
+// /users/{user_id}/presence and GET /users/presence?user_ids=. Its paths,
+// JSON fields, time format and error bodies ({"detail": "..."}, texts
+// and all: see seedError) are kept to the letter, so that those apps
+// work unchanged; what presenced adds (busy_since, last_seen_visible,
+// device ids, /ws) comes beside them. Comments here that say "as the
+// seed API" mean that a behaviour is kept for those apps.
 //
 // # Concurrency
 //

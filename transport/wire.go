@@ -264,8 +264,12 @@ func syntaxError(err error) error {
 	return fmt.Errorf("not valid JSON: %s", truncate(err.Error(), 120))
 }
 
-// seedError is an error whose text the seed API fixes, capital letter
-// and all; apps in the field compare it.
+// seedError is an error whose text the seed API (see the package doc)
+// fixes, capital letter and all. The handlers write an error's text as
+// the detail of the seed API's error body, {"detail": "..."}
+// (writeError); apps in the field compare a seedError's, so it must stay
+// as the seed API has it and is never wrapped, where the texts of other
+// errors are presenced's own.
 type seedError string
 
 func (e seedError) Error() string { return string(e) }

@@ -546,7 +546,7 @@ func TestClusterGracefulStopLetsUsersMoveWithoutFlap(t *testing.T) {
 	// Wait until node a is swept away entirely, then make one more change:
 	// NOTIFYs arrive in commit order, so any event the sweep caused for
 	// alice is in before this one.
-	pgtest.WaitUntil(t, db, `SELECT count(*) = 0 FROM presence_sessions WHERE node_id = '`+a.id+`'`)
+	pgtest.WaitUntil(t, db, `SELECT count(*) = 0 FROM presence_vouches WHERE node_id = '`+a.id+`'`)
 	if code, body := rest(t, b, http.MethodPut, "/users/me/status", 3, "bob", `{"is_busy":true}`); code != 200 {
 		t.Fatalf("PUT: %d %s", code, body)
 	}

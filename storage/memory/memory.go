@@ -72,7 +72,8 @@ func (s *Store) Put(st hub.Status) {
 func (s *Store) Apply(_ context.Context, op hub.Op) (hub.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.apply(op, time.Now())
+	a := s.apply(op, time.Now())
+	return a.Record, a.Err
 }
 
 // ApplyBatch makes the changes in order under one lock, so that no other
@@ -83,16 +84,16 @@ func (s *Store) ApplyBatch(_ context.Context, ops []hub.Op) ([]hub.Applied, erro
 	now := time.Now()
 	out := make([]hub.Applied, len(ops))
 	for i, op := range ops {
-		out[i].Record, out[i].Err = s.apply(op, now)
+		out[i] = s.apply(op, now)
 	}
 	return out, nil
 }
 
-func (s *Store) apply(op hub.Op, now time.Time) (hub.Record, error) {
+// apply makes one change. The vouches change before Decide rules, for an
+// op it refuses too; only OpRelease can be refused, and the vouched set
+// holds only users with a status, so that changes nothing.
+func (s *Store) apply(op hub.Op, now time.Time) hub.Applied {
 	row, exists := s.rows[op.UserID]
-	if !exists && !op.Creates() {
-		return hub.Record{}, hub.ErrNotFound
-	}
 	switch op.Kind {
 	case hub.OpConnect:
 		s.vouched[op.UserID] = struct{}{}
@@ -100,7 +101,10 @@ func (s *Store) apply(op hub.Op, now time.Time) (hub.Record, error) {
 		delete(s.vouched, op.UserID)
 	}
 	before := row.Presence()
-	row, changed := hub.Decide(row, exists, op, s.vouchers(op.UserID), now)
+	row, changed, err := hub.Decide(row, exists, op, s.vouchers(op.UserID), now)
+	if err != nil {
+		return hub.Applied{Err: err}
+	}
 	if changed {
 		row.Status = row.Status.Clone()
 		s.rows[op.UserID] = row
@@ -114,7 +118,7 @@ func (s *Store) apply(op hub.Op, now time.Time) (hub.Record, error) {
 			}
 		}
 	}
-	return s.record(op.UserID, row, now), nil
+	return hub.Applied{Record: s.record(op.UserID, row, now), Changed: changed}
 }
 
 // SaveLastSeen updates last_seen of users that have a status (not while

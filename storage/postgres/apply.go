@@ -96,9 +96,9 @@ func (s *Store) track(ops []hub.Op, out []hub.Applied) {
 		}
 		switch op.Kind {
 		case hub.OpConnect:
-			s.mine[op.UserID] = struct{}{}
+			s.vouched[op.UserID] = struct{}{}
 		case hub.OpRelease:
-			delete(s.mine, op.UserID)
+			delete(s.vouched, op.UserID)
 		}
 	}
 }
@@ -107,11 +107,11 @@ func (s *Store) track(ops []hub.Op, out []hub.Applied) {
 type batchUser struct {
 	row     hub.Row
 	exists  bool // a status is stored (version > 0)
-	others  int  // live nodes other than this one holding a session
-	mine    bool // this node holds a session, after the ops so far
+	others  int  // live nodes other than this one vouching for the user
+	vouched bool // this node vouches for the user, after the ops so far
 	changed bool
-	connect bool // an op made this node hold a session
-	release bool // an op made this node let go
+	connect bool // an op made this node vouch
+	release bool // an op made this node stop vouching
 }
 
 // nodeState is what the database holds of this node.
@@ -120,7 +120,7 @@ type nodeState int
 const (
 	nodeMissing nodeState = iota // swept while this node stalled
 	nodeLive
-	nodeDead // its lease ran out; its sessions no longer count
+	nodeDead // its lease ran out; its vouches no longer count
 )
 
 func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.Applied, error) {
@@ -144,33 +144,34 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 	b.Queue(`INSERT INTO presence_status (user_id, last_seen, created_at, updated_at)
 		SELECT u, now(), now(), now() FROM unnest($1::bigint[]) AS u ORDER BY u
 		ON CONFLICT (user_id) DO UPDATE SET version = presence_status.version WHERE false`, ids)
-	// Then read the rows, whether this node's lease is live, and who holds
-	// a session of each user. Nodes change a user's sessions under the
-	// user's row lock (a node that takes back a lapsed lease decides its
-	// users again afterwards), so the counts hold until the commit.
-	// Sessions of dead nodes go on the way; the counts leave them out.
+	// Then read the rows, whether this node's lease is live, and which
+	// nodes vouch for each user. Nodes change their vouches for a user
+	// under the user's row lock (a node that takes back a lapsed lease
+	// decides its users again afterwards), so the counts hold until the
+	// commit. Vouches of dead nodes go on the way; the counts leave them
+	// out.
 	b.Queue(`WITH dead AS (
-			DELETE FROM presence_sessions s USING presence_nodes n
-			WHERE s.user_id = ANY($1) AND s.node_id = n.node_id AND presence_lease_end(n.lease_until, n.lease_ttl) <= now())
-		SELECT now(), `+columns+`, self.live, coalesce(v.others, 0), coalesce(v.mine, false)
+			DELETE FROM presence_vouches v USING presence_nodes n
+			WHERE v.user_id = ANY($1) AND v.node_id = n.node_id AND presence_lease_end(n.lease_until, n.lease_ttl) <= now())
+		SELECT now(), `+columns+`, self.live, coalesce(v.others, 0), coalesce(v.vouched, false)
 		FROM presence_status p
 		LEFT JOIN (SELECT presence_lease_end(lease_until, lease_ttl) > now() AS live FROM presence_nodes WHERE node_id = $2) self ON true
 		LEFT JOIN LATERAL (
-			SELECT count(*) FILTER (WHERE s.node_id <> $2) AS others, bool_or(s.node_id = $2) AS mine
-			FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+			SELECT count(*) FILTER (WHERE s.node_id <> $2) AS others, bool_or(s.node_id = $2) AS vouched
+			FROM presence_vouches s JOIN presence_nodes n USING (node_id)
 			WHERE s.user_id = p.user_id AND presence_lease_end(n.lease_until, n.lease_ttl) > now()) v ON true
 		WHERE p.user_id = ANY($1)`, ids, s.cfg.NodeID).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var cols rowWithNow
 			var live *bool
 			var others int
-			var mine bool
-			if err := rows.Scan(append(cols.dest(), &live, &others, &mine)...); err != nil {
+			var vouched bool
+			if err := rows.Scan(append(cols.dest(), &live, &others, &vouched)...); err != nil {
 				return err
 			}
 			u := users[cols.r.UserID]
 			now, u.row = cols.now, cols.row()
-			u.exists, u.others, u.mine = u.row.Version > 0, others, mine
+			u.exists, u.others, u.vouched = u.row.Version > 0, others, vouched
 			switch {
 			case live == nil:
 				node = nodeMissing
@@ -191,29 +192,32 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 	var events []hub.Event
 	for i, op := range ops {
 		u := users[op.UserID]
-		if !u.exists && !op.Creates() {
-			out[i].Err = hub.ErrNotFound
-			continue
-		}
+		// Only OpRelease of these can be refused below, and this node
+		// vouches only for users with a status: a refused op releases
+		// nothing.
 		switch op.Kind {
 		case hub.OpConnect:
-			u.mine, u.connect = true, true
+			u.vouched, u.connect = true, true
 			if node == nodeMissing {
 				node = nodeLive // written back below
 			}
 		case hub.OpRelease:
-			u.mine, u.release = false, true
+			u.vouched, u.release = false, true
 		}
 		vouchers := u.others
-		if u.mine && node == nodeLive {
+		if u.vouched && node == nodeLive {
 			vouchers++
 		}
 		before, existed := u.row.Presence(), u.exists
-		row, changed := hub.Decide(u.row, u.exists, op, vouchers, now)
+		row, changed, err := hub.Decide(u.row, u.exists, op, vouchers, now)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
 		row = truncate(row)
 		rec := row.Record(now, vouchers)
 		rec.Status = rec.Status.Clone()
-		out[i].Record = rec
+		out[i].Record, out[i].Changed = rec, changed
 		if changed {
 			u.row, u.exists, u.changed = row, true, true
 			notices = append(notices, encodeRecord(rec))
@@ -227,7 +231,7 @@ func (s *Store) applyBatch(ctx context.Context, tx pgx.Tx, ops []hub.Op) ([]hub.
 	return out, tx.SendBatch(ctx, wb).Close()
 }
 
-// writeBatch stores what applyBatch decided: the node's sessions, the
+// writeBatch stores what applyBatch decided: the node's vouches, the
 // changed rows and their notices, in one round trip.
 func (s *Store) writeBatch(ids []int64, users map[int64]*batchUser, node nodeState, notices []string) *pgx.Batch {
 	var connect, hold, release, placeholders []int64
@@ -235,12 +239,12 @@ func (s *Store) writeBatch(ids []int64, users map[int64]*batchUser, node nodeSta
 	for _, id := range ids {
 		u := users[id]
 		switch {
-		case u.mine && u.connect:
+		case u.vouched && u.connect:
 			connect = append(connect, id)
 			if node == nodeLive {
 				hold = append(hold, id)
 			}
-		case !u.mine && u.release:
+		case !u.vouched && u.release:
 			release = append(release, id)
 		}
 		if u.changed {
@@ -257,10 +261,10 @@ func (s *Store) writeBatch(ids []int64, users map[int64]*batchUser, node nodeSta
 			s.cfg.NodeID, s.cfg.LeaseTTL)
 	}
 	if len(hold) > 0 {
-		b.Queue(`INSERT INTO presence_sessions (user_id, node_id) SELECT u, $2 FROM unnest($1::bigint[]) AS u ON CONFLICT DO NOTHING`, hold, s.cfg.NodeID)
+		b.Queue(`INSERT INTO presence_vouches (user_id, node_id) SELECT u, $2 FROM unnest($1::bigint[]) AS u ON CONFLICT DO NOTHING`, hold, s.cfg.NodeID)
 	}
 	if len(release) > 0 {
-		b.Queue(`DELETE FROM presence_sessions WHERE user_id = ANY($1) AND node_id = $2`, release, s.cfg.NodeID)
+		b.Queue(`DELETE FROM presence_vouches WHERE user_id = ANY($1) AND node_id = $2`, release, s.cfg.NodeID)
 	}
 	if len(placeholders) > 0 {
 		b.Queue(`DELETE FROM presence_status WHERE user_id = ANY($1) AND version = 0`, placeholders)

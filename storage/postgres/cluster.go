@@ -154,9 +154,9 @@ func (s *Store) renew(ctx context.Context) error {
 	}
 	s.log.Warn("lease had run out; taking it again", "node_id", s.cfg.NodeID)
 	s.mu.Lock()
-	mine := make([]int64, 0, len(s.mine))
-	for id := range s.mine {
-		mine = append(mine, id)
+	vouched := make([]int64, 0, len(s.vouched))
+	for id := range s.vouched {
+		vouched = append(vouched, id)
 	}
 	s.mu.Unlock()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -164,14 +164,14 @@ func (s *Store) renew(ctx context.Context) error {
 			ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, lease_ttl = EXCLUDED.lease_ttl, stopped = false`, s.cfg.NodeID, s.cfg.LeaseTTL); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO presence_sessions (user_id, node_id) SELECT u, $2 FROM unnest($1::bigint[]) AS u
-			ON CONFLICT DO NOTHING`, mine, s.cfg.NodeID)
+		_, err := tx.Exec(ctx, `INSERT INTO presence_vouches (user_id, node_id) SELECT u, $2 FROM unnest($1::bigint[]) AS u
+			ON CONFLICT DO NOTHING`, vouched, s.cfg.NodeID)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	_, err = s.refresh(ctx, mine)
+	_, err = s.refresh(ctx, vouched)
 	return err
 }
 
@@ -181,20 +181,20 @@ const sweepBatch = 1000
 // sweep decides anew the users whose evidence is gone: those held by
 // nodes whose lease ran out, and those stored online with neither a live
 // node nor a fresh heartbeat. Every node sweeps; the row lock makes a
-// second sweep of the same user a no-op. Dead nodes without sessions are
+// second sweep of the same user a no-op. Dead nodes that vouch for nobody are
 // then removed.
 func (s *Store) sweep(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SweepInterval)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `
-		SELECT DISTINCT s.user_id FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+		SELECT DISTINCT s.user_id FROM presence_vouches s JOIN presence_nodes n USING (node_id)
 		WHERE presence_lease_end(n.lease_until, n.lease_ttl) <= now()
 		UNION
 		SELECT p.user_id FROM presence_status p
 		WHERE p.online AND (p.heartbeat_until IS NULL OR p.heartbeat_until <= now())
 		AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(p.device_heartbeats) d
 			WHERE d.value::bigint > (extract(epoch FROM now()) * 1000000)::bigint)
-		AND NOT EXISTS (SELECT 1 FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+		AND NOT EXISTS (SELECT 1 FROM presence_vouches s JOIN presence_nodes n USING (node_id)
 			WHERE s.user_id = p.user_id AND presence_lease_end(n.lease_until, n.lease_ttl) > now())
 		LIMIT $1`, sweepBatch)
 	if err != nil {
@@ -209,7 +209,7 @@ func (s *Store) sweep(ctx context.Context) error {
 		return err
 	}
 	rows, err = s.pool.Query(ctx, `DELETE FROM presence_nodes n WHERE presence_lease_end(lease_until, lease_ttl) <= now()
-		AND NOT EXISTS (SELECT 1 FROM presence_sessions s WHERE s.node_id = n.node_id) RETURNING node_id, stopped`)
+		AND NOT EXISTS (SELECT 1 FROM presence_vouches s WHERE s.node_id = n.node_id) RETURNING node_id, stopped`)
 	if err != nil {
 		return err
 	}
@@ -234,19 +234,15 @@ func (s *Store) sweep(ctx context.Context) error {
 	return s.observeNodes(ctx)
 }
 
-// sweepUsers decides ids anew and counts those it turned offline.
+// sweepUsers decides ids anew and counts those it turned offline itself.
+// Every node sweeps, and two may pick the same users; the row lock lets
+// one of them change each user, and only that one counts the user, so
+// that a user turned offline is counted once in the cluster. An OpRefresh
+// changes nothing but the online flag, so a change it made to an offline
+// record turned the user offline.
 func (s *Store) sweepUsers(ctx context.Context, ids []int64) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT user_id FROM presence_status WHERE user_id = ANY($1) AND online`, ids)
-	if err != nil {
-		return 0, err
-	}
-	online := map[int64]bool{}
-	var id int64
-	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { online[id] = true; return nil }); err != nil {
-		return 0, err
 	}
 	applied, err := s.refresh(ctx, ids)
 	if err != nil {
@@ -254,7 +250,7 @@ func (s *Store) sweepUsers(ctx context.Context, ids []int64) (int, error) {
 	}
 	offline := 0
 	for _, a := range applied {
-		if a.Err == nil && !a.Record.Online && online[a.Record.UserID] {
+		if a.Err == nil && a.Changed && !a.Record.Online {
 			offline++
 		}
 	}

@@ -8,8 +8,9 @@
 // versioned, and two nodes' transactions never deadlock; each new record
 // travels to every node by its own NOTIFY on a channel named after the
 // schema. Each node keeps a lease (renewed by the
-// database clock) and a row per user it holds a connection of; every node
-// sweeps up after nodes whose lease ran out.
+// database clock) and a vouch, a row of presence_vouches, for each user it
+// holds a connection of or is within the grace of; every node sweeps up
+// after nodes whose lease ran out.
 //
 // # Concurrency
 //

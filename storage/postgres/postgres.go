@@ -105,8 +105,8 @@ type Store struct {
 
 	listening atomic.Bool // the feed's connection is up and listening
 
-	mu   sync.Mutex
-	mine map[int64]struct{} // users this node vouches for, to reclaim a lost lease
+	mu      sync.Mutex
+	vouched map[int64]struct{} // users this node vouches for, to reclaim a lost lease
 
 	claimsMu sync.Mutex
 	claims   map[*pgClaim]struct{} // this node's webhook claims, told of local commits
@@ -139,14 +139,14 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, pool: pool, listenCfg: pcfg.ConnConfig.Copy(), mine: make(map[int64]struct{}), claims: make(map[*pgClaim]struct{})}
+	s := &Store{cfg: cfg, log: cfg.Logger, pool: pool, listenCfg: pcfg.ConnConfig.Copy(), vouched: make(map[int64]struct{}), claims: make(map[*pgClaim]struct{})}
 	// Named, so that an operator can tell the listening connection apart.
 	s.listenCfg.RuntimeParams["application_name"] = ListenerName(cfg.NodeID)
 	if err := s.init(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
-	if err := s.dropPreviousSessions(ctx); err != nil {
+	if err := s.dropPreviousVouches(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -162,23 +162,23 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// dropPreviousSessions ends the sessions the database still holds under
+// dropPreviousVouches ends the vouches the database still holds under
 // this node's id. A node that starts holds no connection, so those are
 // its previous life's, which ended without a word (a crash, kill -9) and
 // which the restart made look alive again by renewing the lease: a node
 // started again with the same -node-id would otherwise keep their users
 // online for good. Their users are decided again at once.
-func (s *Store) dropPreviousSessions(ctx context.Context) error {
-	rows, err := s.pool.Query(ctx, `DELETE FROM presence_sessions WHERE node_id = $1 RETURNING user_id`, s.cfg.NodeID)
+func (s *Store) dropPreviousVouches(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `DELETE FROM presence_vouches WHERE node_id = $1 RETURNING user_id`, s.cfg.NodeID)
 	if err != nil {
-		return fmt.Errorf("drop the previous sessions: %w", err)
+		return fmt.Errorf("drop the previous vouches: %w", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return fmt.Errorf("drop the previous sessions: %w", err)
+		return fmt.Errorf("drop the previous vouches: %w", err)
 	}
 	if len(ids) > 0 {
-		s.log.Warn("dropped the sessions of this node's previous run", "node_id", s.cfg.NodeID, "users", len(ids))
+		s.log.Warn("dropped the vouches of this node's previous run", "node_id", s.cfg.NodeID, "users", len(ids))
 	}
 	_, err = s.refresh(ctx, ids)
 	return err
@@ -291,7 +291,7 @@ func (s *Store) LoadAll(ctx context.Context) ([]hub.Record, error) {
 // number of live nodes vouching for each.
 func (s *Store) load(ctx context.Context, ids []int64) ([]hub.Record, error) {
 	q := `SELECT now(), ` + columns + `, coalesce(v.n, 0) FROM presence_status p
-		LEFT JOIN (SELECT s.user_id, count(*) AS n FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+		LEFT JOIN (SELECT s.user_id, count(*) AS n FROM presence_vouches s JOIN presence_nodes n USING (node_id)
 			WHERE presence_lease_end(n.lease_until, n.lease_ttl) > now() GROUP BY s.user_id) v USING (user_id)`
 	args := []any{}
 	if ids != nil {

@@ -118,6 +118,45 @@ func TestNodesVouchTogether(t *testing.T) {
 	step(b, hub.OpRelease, false, 0)
 }
 
+// TestVouchesOfThePreviousVersionStillCount runs, on the migrated schema,
+// the statements by which a node of the version before presence_vouches
+// (still running during a rolling deploy) vouches and stops vouching,
+// through the table's old name: its vouches must count for this version.
+func TestVouchesOfThePreviousVersionStillCount(t *testing.T) {
+	url := pgtest.Schema(t)
+	t.Parallel()
+	a := open(t, url, Config{NodeID: "a"})
+	ctx := context.Background()
+	old, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close(ctx)
+	for _, sql := range []string{
+		`INSERT INTO presence_nodes (node_id, lease_until, lease_ttl) VALUES ('old', now() + interval '1 hour', interval '1 hour')`,
+		`INSERT INTO presence_sessions (user_id, node_id) SELECT u, 'old' FROM unnest(ARRAY[1, 2]::bigint[]) AS u ON CONFLICT DO NOTHING`,
+		`INSERT INTO presence_sessions (user_id, node_id) SELECT u, 'old' FROM unnest(ARRAY[1]::bigint[]) AS u ON CONFLICT DO NOTHING`,
+		`DELETE FROM presence_sessions s USING presence_nodes n WHERE s.user_id = 2 AND s.node_id = n.node_id`,
+	} {
+		if _, err := old.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpConnect, UserID: 1}); err != nil || rec.Vouchers != 2 {
+		t.Fatalf("connect beside the old node's vouch: %d vouchers, err %v; want 2", rec.Vouchers, err)
+	}
+	if _, err := old.Exec(ctx, `DELETE FROM presence_sessions WHERE user_id = ANY(ARRAY[1]::bigint[]) AND node_id = 'old'`); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpRefresh, UserID: 1}); err != nil || rec.Vouchers != 1 {
+		t.Fatalf("after the old node let go: %d vouchers, err %v; want 1", rec.Vouchers, err)
+	}
+	var n int
+	if err := old.QueryRow(ctx, `SELECT count(*) FROM presence_vouches`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d vouches stored, err %v; want a's alone", n, err)
+	}
+}
+
 // feed runs s's feed and collects what it delivers.
 type feed struct {
 	mu      sync.Mutex
@@ -425,7 +464,7 @@ func TestLostLeaseIsTakenAgain(t *testing.T) {
 	}
 	// The renewal finds the lease gone, takes it again and writes back
 	// the user it holds.
-	pgtest.WaitUntil(t, url, `SELECT count(*) = 1 FROM presence_sessions s JOIN presence_nodes n USING (node_id)
+	pgtest.WaitUntil(t, url, `SELECT count(*) = 1 FROM presence_vouches s JOIN presence_nodes n USING (node_id)
 		WHERE s.user_id = 3 AND n.node_id = 'a' AND presence_lease_end(n.lease_until, n.lease_ttl) > now()`)
 	if rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpRefresh, UserID: 3}); err != nil || !rec.Online || rec.Vouchers != 1 {
 		t.Fatalf("after the lease was taken again: %+v, %v", rec, err)

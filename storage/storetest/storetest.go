@@ -428,6 +428,23 @@ func runBatch(t *testing.T, newStore func(t *testing.T) hub.BatchStore) {
 		}
 		assertEqual(t, all[0], got[4].Record)
 	})
+	t.Run("ChangedSaysWhetherTheOpChangedTheStatus", func(t *testing.T) {
+		// A sweep counts by it the users it turned offline itself, not
+		// those another node's sweep got to first.
+		s := store(t)
+		got := applyBatch(t, s, []hub.Op{
+			{Kind: hub.OpConnect, UserID: 45, Username: "eve"},
+			{Kind: hub.OpRefresh, UserID: 45},
+			{Kind: hub.OpRelease, UserID: 45},
+			{Kind: hub.OpRefresh, UserID: 45},
+			{Kind: hub.OpRefresh, UserID: 46},
+		})
+		for i, want := range []bool{true, false, true, false, false} {
+			if got[i].Changed != want {
+				t.Fatalf("op %d: Changed %t, want %t (answer %+v, err %v)", i, got[i].Changed, want, got[i].Record.Status, got[i].Err)
+			}
+		}
+	})
 	t.Run("TheSameBatchTwiceIsHarmless", func(t *testing.T) {
 		// A batch whose answer was lost in an outage is sent again.
 		s := store(t)
