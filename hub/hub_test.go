@@ -656,6 +656,9 @@ func TestOutageKeepsTheBatchQueuedAndReplaysItInOrder(t *testing.T) {
 		if err != nil || !stats.StoreDown || stats.PendingWrites != 10 {
 			t.Fatalf("stats while down: %+v, %v; want the store down and 10 writes waiting", stats, err)
 		}
+		if c := f.h.Counts(); c != stats {
+			t.Fatalf("Counts while down %+v, Stats %+v", c, stats)
+		}
 		store.set(func() { store.down = false })
 		time.Sleep(10 * time.Second) // past the longest backoff
 		synctest.Wait()
@@ -663,8 +666,8 @@ func TestOutageKeepsTheBatchQueuedAndReplaysItInOrder(t *testing.T) {
 		if calls := store.callsSince(taken); calls != "batch 10" {
 			t.Fatalf("store calls after the outage %q, want the ten changes in one batch", calls)
 		}
-		if stats, _ := f.h.Stats(f.ctx); stats.StoreDown || stats.PendingWrites != 0 {
-			t.Fatalf("stats after the outage: %+v", stats)
+		if stats, _ := f.h.Stats(f.ctx); stats.StoreDown || stats.PendingWrites != 0 || f.h.Counts() != stats {
+			t.Fatalf("stats after the outage: %+v, Counts %+v", stats, f.h.Counts())
 		}
 		all, _ := store.LoadAll(f.ctx)
 		for _, r := range all {

@@ -116,6 +116,7 @@ func (h *Hub) queueJob(j *job) {
 	h.seq++
 	j.seq = h.seq
 	h.jobs = append(h.jobs, j)
+	h.counts.pendingWrites.Add(1)
 	h.w.push(j)
 }
 
@@ -161,6 +162,7 @@ func (h *Hub) storeDown(err error) {
 		return
 	}
 	h.down = true
+	h.counts.storeDown.Store(true)
 	h.log.Warn("store unavailable: answering from memory, writes queued", "writes", len(h.jobs), "err", err)
 	now := time.Now()
 	for _, q := range h.jobs {
@@ -177,11 +179,13 @@ func (h *Hub) takeAnswer(rec Record, err error) {
 	now := time.Now()
 	if h.down {
 		h.down = false
+		h.counts.storeDown.Store(false)
 		h.log.Info("store available again", "writes", len(h.jobs))
 	}
 	j := h.jobs[0]
 	h.jobs[0] = nil
 	h.jobs = h.jobs[1:]
+	h.counts.pendingWrites.Add(-1)
 	if j.lastSeen != nil {
 		h.flushing = false
 		if err != nil {

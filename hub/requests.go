@@ -290,7 +290,10 @@ type Stats struct {
 	StoreDown bool
 }
 
-// Stats counts sessions, online users and subscriptions.
+// Stats counts sessions, online users, subscriptions and pending writes,
+// and says whether the store is down, on the hub goroutine: exact at one
+// instant, at the cost of a walk over every user. [Hub.Counts] returns
+// the same from counters, without waiting for the hub.
 func (h *Hub) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	err := h.call(ctx, func() {

@@ -82,7 +82,8 @@ type Metrics struct {
 }
 
 // New registers every metric. counts is read at each scrape for the
-// connection, user and subscription gauges; pass the hub's Counts.
+// connection, user, subscription and store queue gauges; pass the hub's
+// Counts, which never waits for the hub goroutine.
 func New(counts func() hub.Stats) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	f := factory{m.reg}
@@ -93,6 +94,16 @@ func New(counts func() hub.Stats) *Metrics {
 		func() int { return counts().OnlineUsers })
 	f.gaugeFunc("presenced_subscriptions", "Watches held by the sockets on this node: one per socket and watched user.",
 		func() int { return counts().Subscriptions })
+	f.gaugeFunc("presenced_store_pending_writes",
+		"Writes this node has queued for the store and not yet had answered: changes of state and last_seen flushes. It grows while the store is down or slow; at the hub's MaxPendingWrites (10000) new changes are refused.",
+		func() int { return counts().PendingWrites })
+	f.gaugeFunc("presenced_store_down", "1 while the store is unavailable and this node answers from memory, its writes queued; 0 otherwise.",
+		func() int {
+			if counts().StoreDown {
+				return 1
+			}
+			return 0
+		})
 
 	received := f.counterVec("presenced_messages_received_total",
 		"Client messages received on sockets, by type; unknown for a type the server does not know, invalid for a frame that did not decode.", "type")

@@ -35,6 +35,7 @@ func TestEverySeriesExistsAtZero(t *testing.T) {
 	for _, s := range [][]string{
 		{"presenced_connections"}, {"presenced_online_users"}, {"presenced_subscriptions"},
 		{"presenced_events_sent_total"}, {"presenced_slow_consumers_total"}, {"presenced_cluster_nodes"},
+		{"presenced_store_pending_writes"}, {"presenced_store_down"},
 		{"presenced_messages_received_total", "type", "subscribe"},
 		{"presenced_messages_received_total", "type", "invalid"},
 		{"presenced_sockets_closed_total", "code", "4000"},
@@ -70,15 +71,17 @@ func TestBuildInfoNamesTheRunningBuild(t *testing.T) {
 }
 
 func TestGaugesReadTheHubAtEachScrape(t *testing.T) {
-	st := hub.Stats{Sessions: 3, OnlineUsers: 2, Subscriptions: 7}
+	st := hub.Stats{Sessions: 3, OnlineUsers: 2, Subscriptions: 7, PendingWrites: 12, StoreDown: true}
 	url := serve(t, metrics.New(func() hub.Stats { return st }))
 	f := metricstest.Scrape(t, url)
-	if f.Value(t, "presenced_connections") != 3 || f.Value(t, "presenced_online_users") != 2 || f.Value(t, "presenced_subscriptions") != 7 {
+	if f.Value(t, "presenced_connections") != 3 || f.Value(t, "presenced_online_users") != 2 || f.Value(t, "presenced_subscriptions") != 7 ||
+		f.Value(t, "presenced_store_pending_writes") != 12 || f.Value(t, "presenced_store_down") != 1 {
 		t.Fatalf("gauges do not show %+v", st)
 	}
-	st.Sessions = 0
-	if v := metricstest.Scrape(t, url).Value(t, "presenced_connections"); v != 0 {
-		t.Fatalf("connections = %v after the count fell to 0", v)
+	st.Sessions, st.PendingWrites, st.StoreDown = 0, 0, false
+	f = metricstest.Scrape(t, url)
+	if f.Value(t, "presenced_connections") != 0 || f.Value(t, "presenced_store_pending_writes") != 0 || f.Value(t, "presenced_store_down") != 0 {
+		t.Fatalf("gauges do not follow %+v", st)
 	}
 }
 
