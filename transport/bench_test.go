@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -91,5 +92,25 @@ func BenchmarkWriteBatch(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 		})
+	}
+}
+
+// BenchmarkEncodeSubscribed is the answer to a subscribe of 100 users,
+// which the hub goroutine encodes while every other request waits.
+func BenchmarkEncodeSubscribed(b *testing.B) {
+	wait := 15
+	ps := make([]hub.Presence, 100)
+	for i := range ps {
+		ps[i] = hub.Presence{UserID: int64(1000 + i), Username: fmt.Sprintf("user%d", i), Online: i%2 == 0, Busy: i%3 == 0, LastSeen: time.Now()}
+		if ps[i].Busy {
+			ps[i].WaitTime, ps[i].BusySince = &wait, time.Now()
+		}
+	}
+	id := json.RawMessage(`"sub-1"`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(encodeSubscribed(id, ps)) == 0 {
+			b.Fatal("empty answer")
+		}
 	}
 }

@@ -19,12 +19,38 @@ func viaReflection(t testing.TB, ps []hub.Presence) []byte {
 	return b.Bytes()
 }
 
+// subscribedReply is the struct whose encoding/json bytes the answer to
+// a subscribe had before encodeSubscribed, and must keep.
+type subscribedReply struct {
+	Type      string          `json:"type"`
+	ID        json.RawMessage `json:"id,omitempty"`
+	Presences []presenceJSON  `json:"presences"`
+}
+
+// clientIDs are ids as a client's message carries them: none, numbers,
+// and strings plain or not.
+var clientIDs = []json.RawMessage{
+	nil, json.RawMessage(`7`), json.RawMessage(`-12.5e3`), json.RawMessage(`"sub-1"`),
+	json.RawMessage(`"a \"quoted\" \\ id"`), json.RawMessage(`"<b>&amp;</b>"`),
+	json.RawMessage(`"Zoë \u00e9 \u2028"`), json.RawMessage("\"line sep \u2028 para sep \u2029\""),
+}
+
 func checkSameAsReflection(t testing.TB, ps []hub.Presence) {
 	t.Helper()
 	want := viaReflection(t, ps)
 	got := append(appendPresences(nil, ps), '\n')
 	if !bytes.Equal(got, want) {
 		t.Fatalf("hand-written encoding differs:\n got %s\nwant %s", got, want)
+	}
+	// The answer to a subscribe carries the same array.
+	for _, id := range clientIDs {
+		want, err := json.Marshal(subscribedReply{Type: "subscribed", ID: id, Presences: toPresencesJSON(ps)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := encodeSubscribed(id, ps); !bytes.Equal(got, want) {
+			t.Fatalf("subscribed answer with id %s differs:\n got %s\nwant %s", id, got, want)
+		}
 	}
 	// An event is the same object with its type in front.
 	for _, p := range ps {

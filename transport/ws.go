@@ -76,11 +76,6 @@ func DecodeClientMessage(data []byte) (msg clientMessage, typ string, err error)
 
 // Server-to-client messages other than presence events.
 type (
-	subscribedReply struct {
-		Type      string          `json:"type"`
-		ID        json.RawMessage `json:"id,omitempty"`
-		Presences []presenceJSON  `json:"presences"`
-	}
 	unsubscribedReply struct {
 		Type    string          `json:"type"`
 		ID      json.RawMessage `json:"id,omitempty"`

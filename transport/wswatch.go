@@ -58,7 +58,7 @@ func (c *conn) subscribe(ids []int64, id json.RawMessage) bool {
 		return c.send(encode(simpleReply{Type: "error", ID: id, Detail: err.Error() + "; nothing was subscribed, try again later"}))
 	}
 	reply := func(ps []hub.Presence) hub.Message {
-		return hub.Message{Data: encode(subscribedReply{Type: "subscribed", ID: id, Presences: toPresencesJSON(ps)})}
+		return hub.Message{Data: encodeSubscribed(id, ps)}
 	}
 	if c.s.openWatch {
 		return c.hubSubscribed(c.s.hub.Subscribe(c.ctx, c.sess, allowed, reply), id)
