@@ -6,10 +6,11 @@ import (
 )
 
 // Store keeps statuses beyond the life of the process and, in a cluster,
-// decides each user's status from what every node knows. The hub calls
-// it only from its writer goroutine, one call at a time and in the order
-// the changes happened, never from the hub goroutine: an implementation
-// may block on I/O, and must honour ctx. A store that can commit several
+// decides each user's status from what every node knows. The hub makes
+// its writes (Apply, ApplyBatch, SaveLastSeen) only from its writer
+// goroutine, one call at a time and in the order the changes happened,
+// never from the hub goroutine, and calls LoadAll once before it serves:
+// an implementation may block on I/O, and must honour ctx. A store that can commit several
 // changes at once implements [BatchStore] too.
 //
 // An implementation reports an outage (the change could not be made now

@@ -30,8 +30,14 @@
 // subscribe that needs it, asks the policy again when a subscription's
 // answer expires and drops what it now refuses; the socket's context ends
 // it, and the reader waits for it too. All are tracked by the Server;
-// [Server.Wait] returns when all have ended. The reader closes
-// readerDone.
+// [Server.Wait] returns when all have ended.
+//
+// Only the reader reads from the socket, the client's answer to a close
+// frame included, and, once both run, only the writer closes it. The
+// reader ends by setting the close code it chose and the replies still
+// queued, then closing readerDone; the writer waits for readerDone before
+// it sends them and closes, and, after a close frame of its own, to let
+// the reader take the client's answer.
 //
 // Who may read whom is decided here, not in the hub: the [WatchPolicy]
 // filters the ids of every presence request and subscribe, and the hub
