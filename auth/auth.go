@@ -131,6 +131,7 @@ type Verifier struct {
 	leeway  time.Duration
 	parser  *jwt.Parser
 	names   []string // UsernameClaims
+	known   rememberedTokens
 }
 
 // NewVerifier returns a Verifier for cfg.
@@ -234,12 +235,19 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return Claims{}, fmt.Errorf("%w: token is longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
+	now := time.Now()
+	if c, ok := v.known.get(token, now); ok {
+		return c, nil
+	}
 	tc := tokenClaims{names: v.names}
 	if _, err := v.parser.ParseWithClaims(token, &tc, v.keyFor); err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	c, err := claimsOf(&tc)
 	c.ValidUntil = c.ExpiresAt.Add(v.leeway)
+	if err == nil {
+		v.known.put(token, c, now)
+	}
 	return c, err
 }
 
