@@ -4,7 +4,7 @@
 # changes flow a CPU profile and then a scheduler trace from /debug/pprof
 # on the admin listener. Usage:
 #
-#   bench/profile.sh CASE [DIR]     CASE: fanout1k-100 fanout10k-5 fanout10k-20 mesh5k
+#   bench/profile.sh CASE [DIR]     CASE: fanout1k-100 fanout10k-5 fanout10k-20 fanout10k-20x20 mesh5k
 #
 # DIR (default /tmp/presenced-profile-CASE) receives cpu.pprof, trace.out,
 # bench.json (the tool's line), metrics.before and metrics.after (the
@@ -22,6 +22,7 @@ case $case in
 fanout1k-100) args=(-scenario fanout -n 1000 -rate 100 -changes 1000) ;;
 fanout10k-5) args=(-scenario fanout -n 10000 -rate 5 -changes 50) ;;
 fanout10k-20) args=(-scenario fanout -n 10000 -rate 20 -changes 200) ;;
+	fanout10k-20x20) args=(-scenario fanout -n 10000 -rate 20 -publishers 20 -changes 200) ;;
 mesh5k) args=(-scenario mesh -n 5000 -watch 20 -period 5s -changes 3) ;;
 *) echo "unknown case $case" >&2; exit 2 ;;
 esac

@@ -43,6 +43,7 @@ type result struct {
 		Sockets   int     `json:"sockets"`
 		PerSocket float64 `json:"bytes_per_socket"`
 	} `json:"points"`
+	Delivered       int64   `json:"delivered"`
 	Lost            int64   `json:"lost"`
 	Superseded      int64   `json:"superseded"`
 	DeliveredPerSec float64 `json:"delivered_per_s"`
@@ -90,7 +91,21 @@ var rows = []row{
 	{"fanout10k-5", "10,000 watchers, 5 changes/s: lost", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
 	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: deliveries/s", "/s", func(r result) float64 { return r.DeliveredPerSec },
 		func(p, c float64) bool { return !math.IsNaN(c) && p >= 1.3*c }, "≥ 1.3×", "µs/delivery"},
+	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: delivered or superseded/s (each watcher current)", "/s", func(r result) float64 {
+		if r.DeliveredPerSec == 0 {
+			return math.NaN()
+		}
+		// Over the same span as deliveries/s: from the first change to the last delivery.
+		return float64(r.Delivered+r.Superseded) * r.DeliveredPerSec / float64(r.Delivered)
+	}, nil, "", "µs/delivery"},
+	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: superseded", "", func(r result) float64 { return float64(r.Superseded) }, nil, "", ""},
+	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: lost (not delivered within the tool's 30 s wait)", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
 	{"fanout10k-20", "10,000 watchers, 20 changes/s offered: server CPU per delivery", "µs", func(r result) float64 { return r.CPU.ServerPer }, ratioAtMost(0.8), "≤ 0.8×", ""},
+	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: deliveries/s", "/s", func(r result) float64 { return r.DeliveredPerSec },
+		func(p, c float64) bool { return !math.IsNaN(c) && p >= 1.3*c }, "≥ 1.3×", "µs/delivery"},
+	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: superseded", "", func(r result) float64 { return float64(r.Superseded) }, nil, "", ""},
+	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: lost (not delivered within the tool's 30 s wait)", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
+	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: server CPU per delivery", "µs", func(r result) float64 { return r.CPU.ServerPer }, ratioAtMost(0.8), "≤ 0.8×", ""},
 	{"mesh5k", "mesh 5,000 × 20, a change each per 5 s: p50", "ms", func(r result) float64 { return r.Latency.P50 }, nil, "", "µs/delivery"},
 	{"mesh5k", "mesh 5,000 × 20, a change each per 5 s: p99", "ms", func(r result) float64 { return r.Latency.P99 }, ratioAtMost(0.5), "≤ 0.5×", "µs/delivery"},
 	{"mesh5k", "mesh 5,000 × 20, a change each per 5 s: lost", "", func(r result) float64 { return float64(r.Lost) },
@@ -102,8 +117,27 @@ var rows = []row{
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	before := fs.String("before", "", "lines of presenced before a change (bench/ab.sh): print it against -after instead of Centrifugo")
+	after := fs.String("after", "", "lines of presenced after the change, with -before")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *before != "" || *after != "" {
+		if *before == "" || *after == "" || fs.NArg() > 0 {
+			return errors.New("-before and -after go together, and without other files")
+		}
+		a, err := loadgen.ReadLines[result](*after)
+		if err != nil {
+			return err
+		}
+		b, err := loadgen.ReadLines[result](*before)
+		if err != nil {
+			return err
+		}
+		table(stdout, "after", "before", false, func(label string) ([]result, []result) {
+			return pick(a, label, "presenced"), pick(b, label, "presenced")
+		})
+		return nil
 	}
 	if fs.NArg() == 0 {
 		return errors.New("name one or more files of presence-bench JSON lines from bench/run.sh versus")
@@ -112,10 +146,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "| figure | presenced | Centrifugo | ratio | target | met? | server CPU, presenced / Centrifugo | runs | load |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|")
+	table(stdout, "presenced", "Centrifugo", true, func(label string) ([]result, []result) {
+		return pick(all, label, "presenced"), pick(all, label, "centrifugo")
+	})
+	return nil
+}
+
+// table prints a row for each figure of which column a has runs; the ratio
+// is a's median over b's, and targets are shown when asked for.
+func table(w io.Writer, a, b string, targets bool, runs func(label string) ([]result, []result)) {
+	goal := " target | met? |"
+	if !targets {
+		goal = ""
+	}
+	fmt.Fprintf(w, "| figure | %s | %s | ratio |%s server CPU, %s / %s | runs | load |\n", a, b, goal, a, b)
+	fmt.Fprintf(w, "|---|---|---|---|%s---|---|---|\n", strings.Repeat("---|", strings.Count(goal, "|")))
 	for _, rw := range rows {
-		p, c := pick(all, rw.label, "presenced"), pick(all, rw.label, "centrifugo")
+		p, c := runs(rw.label)
 		if len(p) == 0 {
 			continue
 		}
@@ -132,11 +179,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 			perCPU := func(r result) float64 { return r.CPU.ServerPer }
 			cpu = fmt.Sprintf("%s / %s %s", num(median(p, perCPU)), num(median(c, perCPU)), rw.cpu)
 		}
-		fmt.Fprintf(stdout, "| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s |\n",
-			rw.figure, withRange(p, rw.value, rw.unit), withRange(c, rw.value, rw.unit), ratio, rw.goal, met, cpu,
+		cols := ""
+		if targets {
+			cols = fmt.Sprintf(" %s | %s |", rw.goal, met)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |%s %s | %d / %d | %s |\n",
+			rw.figure, withRange(p, rw.value, rw.unit), withRange(c, rw.value, rw.unit), ratio, cols, cpu,
 			len(p), len(c), loads(append(slices.Clone(p), c...)))
 	}
-	return nil
 }
 
 // pick returns the runs of one case against one server.

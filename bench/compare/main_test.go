@@ -63,3 +63,33 @@ func TestNeedsAFile(t *testing.T) {
 		t.Fatal("no error for a missing file")
 	}
 }
+
+// Before and after a change of presenced: the same rows, without targets.
+func TestBeforeAndAfter(t *testing.T) {
+	dir := t.TempDir()
+	before, after := filepath.Join(dir, "before.jsonl"), filepath.Join(dir, "after.jsonl")
+	lines := func(p99s ...string) string {
+		var b strings.Builder
+		for _, p := range p99s {
+			b.WriteString(`{"scenario":"fanout","label":"fanout1k-100","server":"presenced","latency":{"p50_ms":1,"p99_ms":` + p + `},"cpu":{"server_us_per":5}}` + "\n")
+		}
+		return b.String()
+	}
+	if err := os.WriteFile(before, []byte(lines("40", "50", "60")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(after, []byte(lines("20", "30", "90")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run([]string{"-before", before, "-after", after}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := "| 1,000 watchers, 100 changes/s: p99 | 30 ms (20–90) | 50 ms (40–60) | 0.60 | 5 / 5 µs/delivery | 3 / 3 |"
+	if !strings.Contains(out.String(), want) || strings.Contains(out.String(), "target") {
+		t.Fatalf("table lacks\n%s\nor has targets:\n%s", want, out.String())
+	}
+	if err := run([]string{"-before", before}, &out, &out); err == nil {
+		t.Fatal("no error for -before alone")
+	}
+}

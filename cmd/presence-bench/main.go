@@ -66,24 +66,25 @@ type options struct {
 	wait        time.Duration
 	quiet       bool
 
-	n        int
-	steps    string
-	settle   time.Duration
-	hold     time.Duration
-	rate     float64
-	changes  int
-	watch    int
-	period   time.Duration
-	procs    int
-	first    int
-	count    int
-	child    bool
-	ids      int
-	users    int
-	duration time.Duration
-	rounds   int
-	bare     string
-	centConf string
+	n          int
+	steps      string
+	settle     time.Duration
+	hold       time.Duration
+	rate       float64
+	changes    int
+	watch      int
+	publishers int
+	period     time.Duration
+	procs      int
+	first      int
+	count      int
+	child      bool
+	ids        int
+	users      int
+	duration   time.Duration
+	rounds     int
+	bare       string
+	centConf   string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -107,9 +108,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.steps, "steps", "", "idle: comma-separated socket counts at which to sample memory on the way up")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "idle: pause after each step before sampling")
 	fs.DurationVar(&o.hold, "hold", 0, "idle: how long to hold every socket before checking each answers; http-idle: how long to wait for the server to close the idle connections")
-	fs.Float64Var(&o.rate, "rate", 100, "fanout: changes per second")
+	fs.Float64Var(&o.rate, "rate", 100, "fanout: changes per second, of all publishers together")
 	fs.IntVar(&o.changes, "changes", 0, "fanout: changes in all (default ten seconds' worth); mesh: changes per user (default 12)")
 	fs.IntVar(&o.watch, "watch", 20, "mesh: users each user watches")
+	fs.IntVar(&o.publishers, "publishers", 1, "fanout: users that change status, taking turns; every watcher watches all of them")
 	fs.DurationVar(&o.period, "period", 5*time.Second, "mesh: time between two changes of one user")
 	fs.IntVar(&o.procs, "procs", 1, "mesh: tool processes to split the users over (each holds under 20,000 sockets here)")
 	fs.IntVar(&o.first, "first", 0, "mesh: first user of this process (set by -procs)")
@@ -181,7 +183,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		res = r
 	case "fanout":
 		var r loadgen.DeliveryResult
-		r, err = loadgen.Fanout(ctx, cfg, loadgen.FanoutParams{Watchers: o.n, Rate: o.rate, Changes: o.changes})
+		r, err = loadgen.Fanout(ctx, cfg, loadgen.FanoutParams{Watchers: o.n, Rate: o.rate, Changes: o.changes, Publishers: o.publishers})
 		r.Label, r.Server, r.NoFile = o.label, o.protocol, nofile
 		res = r
 	case "mesh":

@@ -94,6 +94,22 @@ func TestFanoutDeliversEveryChangeOnce(t *testing.T) {
 	}
 }
 
+// Several publishers take turns; every watcher watches them all.
+func TestFanoutOfSeveralPublishers(t *testing.T) {
+	cfg := startServer(t)
+	res, err := loadgen.Fanout(testContext(t), cfg, loadgen.FanoutParams{Watchers: 10, Rate: 60, Changes: 9, Publishers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != 9 || res.Expected != 90 || res.Delivered+res.Superseded != 90 || res.Lost != 0 || res.Duplicates != 0 || res.Watch != 3 {
+		t.Fatalf("sent %d expected %d delivered %d superseded %d lost %d duplicates %d watch %d; want 9, 90, 90 in all, 0, 0, 3",
+			res.Sent, res.Expected, res.Delivered, res.Superseded, res.Lost, res.Duplicates, res.Watch)
+	}
+	if _, err := loadgen.Fanout(testContext(t), cfg, loadgen.FanoutParams{Watchers: 1, Rate: 1, Changes: 10, Publishers: 3}); err == nil {
+		t.Fatal("no error for 10 changes over 3 publishers")
+	}
+}
+
 func TestMeshDeliversEveryChange(t *testing.T) {
 	cfg := startServer(t)
 	res, err := loadgen.Mesh(testContext(t), cfg, loadgen.MeshParams{Users: 30, Watch: 4, Period: 100 * time.Millisecond, Changes: 3})

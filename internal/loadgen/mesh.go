@@ -16,13 +16,18 @@ const maxChanges = 7 * 24 * 60
 // FanoutParams shapes the fanout scenario: many watchers of one user who
 // changes status at a steady rate.
 type FanoutParams struct {
-	// Watchers is how many sockets watch the publishing user. Required.
+	// Watchers is how many sockets watch the publishing users. Required.
 	Watchers int
-	// Rate is the publisher's changes per second. Required.
+	// Rate is the changes per second of all publishers together. Required.
 	Rate float64
-	// Changes is how many changes the publisher makes, at most 10,080.
-	// Default: ten seconds' worth.
+	// Changes is how many changes the publishers make in all, at most
+	// 10,080 each. Default: ten seconds' worth.
 	Changes int
+	// Publishers is how many users change status, taking turns at even
+	// intervals; every watcher watches all of them. Default 1. Several
+	// measure the delivery rate without presenced merging the changes
+	// that queue on one socket (the latest wins).
+	Publishers int
 }
 
 // MeshParams shapes the mesh scenario: users that each watch a few others
@@ -101,27 +106,33 @@ func Fanout(ctx context.Context, cfg Config, p FanoutParams) (DeliveryResult, er
 	if p.Watchers <= 0 || p.Rate <= 0 {
 		return res, fmt.Errorf("fanout: watchers and rate must be positive, not %d and %g", p.Watchers, p.Rate)
 	}
+	pubs := max(1, p.Publishers)
 	if p.Changes == 0 {
-		p.Changes = max(1, int(10*p.Rate))
+		p.Changes = max(pubs, int(10*p.Rate))
 	}
-	if p.Changes < 0 || p.Changes > maxChanges {
-		return res, fmt.Errorf("fanout: changes must be 1..%d, not %d", maxChanges, p.Changes)
+	if p.Changes <= 0 || p.Changes%pubs != 0 || p.Changes/pubs > maxChanges {
+		return res, fmt.Errorf("fanout: changes must be a multiple of the %d publishers, at most %d each, not %d", pubs, maxChanges, p.Changes)
 	}
-	// User 0 publishes; users 1..Watchers watch it and nobody else.
+	// Users 0..pubs-1 publish; users pubs..pubs+Watchers-1 watch all of
+	// them and nobody else.
+	all := make([]int, pubs)
+	for i := range all {
+		all[i] = i
+	}
+	period := time.Duration(float64(time.Second) * float64(pubs) / p.Rate)
 	m := &mesh{
-		cfg: &cfg, users: p.Watchers + 1, changes: p.Changes,
-		period: time.Duration(float64(time.Second) / p.Rate),
+		cfg: &cfg, users: p.Watchers + pubs, changes: p.Changes / pubs, period: period,
 		watches: func(i int) []int {
-			if i == 0 {
+			if i < pubs {
 				return nil
 			}
-			return []int{0}
+			return all
 		},
-		publishes: func(i int) bool { return i == 0 },
-		phase:     func(int) time.Duration { return 0 },
+		publishes: func(i int) bool { return i < pubs },
+		phase:     func(i int) time.Duration { return time.Duration(i) * period / time.Duration(pubs) },
 	}
-	err := m.run(ctx, 0, p.Watchers+1, &res)
-	res.Clients, res.Watch = p.Watchers, 1
+	err := m.run(ctx, 0, p.Watchers+pubs, &res)
+	res.Clients, res.Watch = p.Watchers, pubs
 	return res, err
 }
 
