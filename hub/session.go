@@ -40,7 +40,7 @@ type Session struct {
 	closed      bool
 	reason      CloseReason
 
-	ready chan struct{} // capacity 1: a message is waiting
+	ready chan struct{} // capacity 1: a message is waiting, the session closed, or Wake was called
 	done  chan struct{} // closed once by close()
 
 	// Owned by the hub goroutine.
@@ -59,8 +59,21 @@ func newSession(id uint64, c Client, maxQueueBytes int) *Session {
 	}
 }
 
-// Ready is signalled when messages are waiting in the queue.
+// Ready is signalled when messages are waiting in the queue, when the
+// session is closed, and when [Session.Wake] is called. A transport's
+// writer can wait on it alone: it wakes once per delivery, and a select
+// over a channel for each of its other reasons costs far more than one
+// channel does.
 func (s *Session) Ready() <-chan struct{} { return s.ready }
+
+// Wake signals Ready without queueing anything, for the transport's own
+// reasons to run its writer: a ping that is due, the reader's end.
+func (s *Session) Wake() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
 
 // Done is closed when the hub ends the session; [Session.Reason] says why.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -99,10 +112,7 @@ func (s *Session) Send(m Message) bool {
 	s.queue = append(s.queue, m)
 	s.queuedBytes += len(m.Data)
 	s.mu.Unlock()
-	select {
-	case s.ready <- struct{}{}:
-	default:
-	}
+	s.Wake()
 	return true
 }
 
@@ -118,4 +128,5 @@ func (s *Session) close(r CloseReason) {
 	s.queue = nil
 	s.mu.Unlock()
 	close(s.done)
+	s.Wake()
 }

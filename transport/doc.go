@@ -35,9 +35,11 @@
 // Only the reader reads from the socket, the client's answer to a close
 // frame included, and, once both run, only the writer closes it. The
 // reader ends by setting the close code it chose and the replies still
-// queued, then closing readerDone; the writer waits for readerDone before
-// it sends them and closes, and, after a close frame of its own, to let
-// the reader take the client's answer.
+// queued, then closing readerDone and waking the writer with
+// [hub.Session.Wake] (the writer waits on the session's Ready channel
+// alone); the writer waits for readerDone before it sends them and closes,
+// and, after a close frame of its own, to let the reader take the
+// client's answer.
 //
 // Who may read whom is decided here, not in the hub: the [WatchPolicy]
 // filters the ids of every presence request and subscribe, and the hub

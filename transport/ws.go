@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -114,10 +115,10 @@ type conn struct {
 	id   Identity
 	log  *slog.Logger // carries conn_id, request_id and user_id
 
-	readerDone chan struct{} // closed by the reader when it ends
+	readerDone chan struct{} // closed by the reader when it ends, which then wakes the writer
 	// expiry carries a refreshed token's end from the reader to the
 	// writer, which owns the timer. Capacity 1; the reader replaces an
-	// unread value.
+	// unread value and wakes the writer.
 	expiry chan time.Time
 
 	status statusQueue // set_status messages on their way to the hub
@@ -253,6 +254,7 @@ func (c *conn) readLoop() {
 			c.final = c.sess.Next(nil)
 		}
 		close(c.readerDone)
+		c.sess.Wake()
 		c.s.hub.Disconnect(c.sess)
 	}()
 	cfg := &c.s.cfg
@@ -489,6 +491,7 @@ func (c *conn) refresh(msg clientMessage) bool {
 	default:
 	}
 	c.expiry <- id.ExpiresAt
+	c.sess.Wake()
 	return c.send(encode(refreshedReply{Type: "refreshed", ID: msg.ID, ExpiresAt: wireTime(id.ExpiresAt)}))
 }
 
@@ -527,33 +530,28 @@ func (c *conn) send(data []byte) bool {
 
 // writeLoop writes queued messages and pings until the session or the
 // reader ends, then closes the socket.
+//
+// It waits on the session's Ready alone, which everything that needs the
+// writer signals: a message, the session's end, and through Wake the
+// reader's end, a refreshed token and the timers of the ping and of the
+// token's end. It wakes once per delivery, and a select over a channel for
+// each of those reasons (six) cost about a fifth of the server's CPU in
+// fan-out, locking and queueing on every channel at every wake
+// (BENCHMARKS.md, "Changes made").
 func (c *conn) writeLoop() {
 	defer c.ws.Close()
 	defer c.cancel()
 	cfg := &c.s.cfg
-	ping := time.NewTicker(cfg.PingInterval)
+	var pingDue atomic.Bool
+	ping := time.AfterFunc(cfg.PingInterval, func() { pingDue.Store(true); c.sess.Wake() })
 	defer ping.Stop()
-	expired := time.NewTimer(untilExpiry(c.id.ExpiresAt))
+	expiresAt := c.id.ExpiresAt
+	expired := time.AfterFunc(untilExpiry(expiresAt), c.sess.Wake)
 	defer expired.Stop()
 	var batch []hub.Message
-	for {
+	for range c.sess.Ready() {
+		// One-case selects: each a check without a lock.
 		select {
-		case at := <-c.expiry:
-			expired.Reset(untilExpiry(at))
-		case <-expired.C:
-			c.closeGracefully(CloseTokenExpired, "token expired: reconnect with a fresh token, or send refresh before it expires")
-			return
-		case <-c.sess.Ready():
-			batch = c.sess.Next(batch[:0])
-			err := c.write(batch)
-			clear(batch) // let the shared event bytes go
-			if err != nil {
-				return
-			}
-		case <-ping.C:
-			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)) != nil {
-				return
-			}
 		case <-c.sess.Done():
 			switch c.sess.Reason() {
 			case hub.CloseSlowConsumer:
@@ -566,9 +564,37 @@ func (c *conn) writeLoop() {
 				c.closeAfterReader()
 			}
 			return
+		default:
+		}
+		select {
 		case <-c.readerDone:
 			c.closeAfterReader()
 			return
+		default:
+		}
+		select {
+		case at := <-c.expiry:
+			expiresAt = at
+			expired.Reset(untilExpiry(at))
+		default:
+		}
+		if !expiresAt.IsZero() && !time.Now().Before(expiresAt) {
+			c.closeGracefully(CloseTokenExpired, "token expired: reconnect with a fresh token, or send refresh before it expires")
+			return
+		}
+		batch = c.sess.Next(batch[:0])
+		if len(batch) > 0 {
+			err := c.write(batch)
+			clear(batch) // let the shared event bytes go
+			if err != nil {
+				return
+			}
+		}
+		if pingDue.Swap(false) {
+			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)) != nil {
+				return
+			}
+			ping.Reset(cfg.PingInterval)
 		}
 	}
 }
