@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,25 @@ func BenchmarkEncodeSubscribed(b *testing.B) {
 	for b.Loop() {
 		if len(encodeSubscribed(id, ps)) == 0 {
 			b.Fatal("empty answer")
+		}
+	}
+}
+
+// BenchmarkParseUserIDList parses the id list of a batch presence read
+// of 100 ids, the REST scenario's, with one duplicate.
+func BenchmarkParseUserIDList(b *testing.B) {
+	var list strings.Builder
+	for i := range 100 {
+		if i > 0 {
+			list.WriteByte(',')
+		}
+		list.WriteString(strconv.Itoa(1_000_000 + i%99))
+	}
+	s := list.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		if ids, err := ParseUserIDList(s, 100); err != nil || len(ids) != 99 {
+			b.Fatal(len(ids), err)
 		}
 	}
 }

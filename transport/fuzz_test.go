@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -229,4 +231,28 @@ func FuzzDecodeObject(f *testing.F) {
 			}
 		}
 	})
+}
+
+// withoutRepeats keeps each id at its first place, as a map that
+// remembers what it has seen would.
+func TestRepeatedIDsKeepTheirFirstPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		ids := make([]int64, rng.IntN(120))
+		for i := range ids {
+			ids[i] = 1 + rng.Int64N(int64(1+len(ids)/2+rng.IntN(200)))
+		}
+		var want []int64
+		seen := map[int64]bool{}
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				want = append(want, id)
+			}
+		}
+		in := slices.Clone(ids)
+		if got := withoutRepeats(ids); !slices.Equal(got, want) && (len(got) != 0 || len(want) != 0) {
+			t.Fatalf("withoutRepeats(%v) = %v, want %v", in, got, want)
+		}
+	}
 }
