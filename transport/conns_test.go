@@ -2,7 +2,6 @@ package transport_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +15,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presenced/presenced/auth"
-	"github.com/presenced/presenced/hub"
-	"github.com/presenced/presenced/storage/memory"
+	"github.com/presenced/presenced/internal/presenced"
+	"github.com/presenced/presenced/internal/testserver"
 	"github.com/presenced/presenced/transport"
 )
 
@@ -31,45 +30,12 @@ type bounded struct {
 
 func startBounded(t *testing.T, cfg transport.ConnConfig) *bounded {
 	t.Helper()
-	verifier, err := auth.NewVerifier(auth.Config{Secrets: [][]byte{[]byte(secret)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := hub.New(memory.New(), hub.Config{EncodeEvent: transport.EncodeEvent})
-	ctx, cancel := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- h.Run(ctx) }()
-	s := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
-		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt, Service: c.Service, Watch: c.Watch}, err
-	}), transport.Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := transport.NewHTTPServer(s, cfg)
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), waitFor)
-		defer scancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-		cancel()
-		<-hubDone
-		if err := s.Wait(sctx); err != nil {
-			t.Error(err)
-		}
-	})
+	srv := testserver.Run(t, presenced.Options{Auth: auth.Config{Secrets: [][]byte{[]byte(secret)}}, Conn: cfg})
 	tok, err := auth.NewIssuer([]byte(secret), time.Hour).Issue(1, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bounded{t: t, addr: ln.Addr().String(), tok: tok}
+	return &bounded{t: t, addr: srv.Addr(), tok: tok}
 }
 
 // dial opens a raw TCP connection, closed at the end of the test.

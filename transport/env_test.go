@@ -2,13 +2,11 @@ package transport_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +16,8 @@ import (
 
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
-	"github.com/presenced/presenced/storage/memory"
+	"github.com/presenced/presenced/internal/presenced"
+	"github.com/presenced/presenced/internal/testserver"
 	"github.com/presenced/presenced/transport"
 )
 
@@ -28,13 +27,15 @@ const secret = "transport-test-secret-0123456789abcdef"
 // are shared.
 const waitFor = 10 * time.Second
 
-// env is a real hub behind a real HTTP server on a loopback port.
+// env is a whole node, as presenced wires it, on a loopback port.
 type env struct {
 	t      *testing.T
-	srv    *httptest.Server
+	srv    *testserver.Server
 	hub    *hub.Hub
 	issuer *auth.Issuer
-	stop   func() // stops the hub; sockets then close with 1001
+	// stop shuts the node down as SIGTERM does: sockets close with
+	// 1001.
+	stop func()
 }
 
 type options struct {
@@ -46,47 +47,23 @@ type options struct {
 
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
-	verifier, err := auth.NewVerifier(auth.Config{Secrets: [][]byte{[]byte(secret)}})
-	if err != nil {
-		t.Fatal(err)
+	po := presenced.Options{Auth: auth.Config{Secrets: [][]byte{[]byte(secret)}}, Hub: o.hub, Transport: o.transport}
+	if o.transport.Logger != nil {
+		po.Logger = o.transport.Logger
 	}
-	o.hub.EncodeEvent = transport.EncodeEvent
-	h := hub.New(memory.New(), o.hub)
-	ctx, cancel := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- h.Run(ctx) }()
-
-	s := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
-		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt, Service: c.Service, Watch: c.Watch}, err
-	}), o.transport)
-	srv := httptest.NewUnstartedServer(s)
 	if o.listener != nil {
-		srv.Listener = o.listener(srv.Listener)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		po.Listener = o.listener(ln)
 	}
-	srv.Start()
-	e := &env{t: t, srv: srv, hub: h, issuer: auth.NewIssuer([]byte(secret), time.Hour)}
-	stopped := false
-	e.stop = func() {
-		if stopped {
-			return
+	srv := testserver.Run(t, po)
+	return &env{t: t, srv: srv, hub: srv.Hub(), issuer: auth.NewIssuer([]byte(secret), time.Hour), stop: func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("shutdown: %v", err)
 		}
-		stopped = true
-		cancel()
-		if err := <-hubDone; err != nil {
-			t.Errorf("hub: %v", err)
-		}
-		wctx, wcancel := context.WithTimeout(context.Background(), waitFor)
-		defer wcancel()
-		if err := s.Wait(wctx); err != nil {
-			t.Errorf("sockets still open after shutdown: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		e.stop()
-	})
-	return e
+	}}
 }
 
 func (e *env) token(id int64, name string) string {

@@ -96,7 +96,7 @@ func TestHealthzAnswersWhileTheProcessLives(t *testing.T) {
 
 func TestReadyzFollowsItsChecks(t *testing.T) {
 	db := greeter(t, false)
-	e := startOps(t, transport.Config{ReadinessChecks: []transport.ReadinessCheck{tcpCheck("postgres", db.Addr().String())}})
+	e := startOps(t, transport.Config{ReadinessChecks: []transport.ReadinessCheck{tcpCheck("postgres", db.Addr().String())}, AdminListener: true})
 
 	for _, get := range []func(string, string) (*http.Response, []byte){e.admin, e.public} {
 		resp, b := get("GET", "/readyz")
@@ -131,7 +131,7 @@ func TestReadyzFollowsItsChecks(t *testing.T) {
 
 func TestReadyzBoundsASilentDependency(t *testing.T) {
 	silent := greeter(t, true)
-	e := startOps(t, transport.Config{ReadinessChecks: []transport.ReadinessCheck{tcpCheck("listener", silent.Addr().String())}})
+	e := startOps(t, transport.Config{ReadinessChecks: []transport.ReadinessCheck{tcpCheck("listener", silent.Addr().String())}, AdminListener: true})
 	start := time.Now()
 	resp, b := e.admin("GET", "/readyz")
 	took := time.Since(start)
@@ -146,7 +146,7 @@ func TestReadyzBoundsASilentDependency(t *testing.T) {
 }
 
 func TestReadyzSaysNotReadyWhileShuttingDown(t *testing.T) {
-	e := startOps(t, transport.Config{})
+	e := startOps(t, transport.Config{AdminListener: true})
 	if resp, b := e.do("GET", "/readyz", "", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("readyz before shutdown: %d %s", resp.StatusCode, b)
 	}
@@ -166,7 +166,7 @@ func TestReadyzSaysNotReadyWhileShuttingDown(t *testing.T) {
 }
 
 func TestReadyzSaysNotReadyWhenTheHubStops(t *testing.T) {
-	e := startOps(t, transport.Config{})
+	e := startOps(t, transport.Config{AdminListener: true})
 	e.stopHub()
 	resp, b := e.admin("GET", "/readyz")
 	_, checks := decodeReady(t, b)
@@ -180,8 +180,7 @@ func TestReadyzSaysNotReadyWhenTheHubStops(t *testing.T) {
 // /healthz, /readyz and the profiles, and answers anything else as the
 // public one does.
 func TestAdminHandlerHoldsTheOperatorsEndpoints(t *testing.T) {
-	metricsHandler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("presenced_connections 0\n")) })
-	e := startOps(t, transport.Config{AdminListener: true, Metrics: metricsHandler})
+	e := startOps(t, transport.Config{AdminListener: true})
 	for _, tc := range []struct {
 		get          func(string, string) (*http.Response, []byte)
 		method, path string
@@ -216,7 +215,7 @@ func TestAdminHandlerHoldsTheOperatorsEndpoints(t *testing.T) {
 		}
 	}
 	// Without an admin listener the public port keeps /metrics.
-	plain := startOps(t, transport.Config{Metrics: metricsHandler})
+	plain := startOps(t, transport.Config{})
 	if resp, b := plain.public("GET", "/metrics"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("public /metrics without an admin listener: %d %s", resp.StatusCode, b)
 	}

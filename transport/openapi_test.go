@@ -20,8 +20,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presenced/presenced/auth"
-	"github.com/presenced/presenced/hub"
-	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/transport"
 )
 
@@ -175,8 +173,7 @@ func (c *contract) missing() []string {
 // never says, nor the server say what the document does not promise.
 func TestEveryAnswerMatchesTheOpenAPIDocument(t *testing.T) {
 	c := loadContract(t)
-	e := startOps(t, transport.Config{DevTokens: auth.NewIssuer([]byte("dev-secret-0123456789abcdef"), time.Hour)},
-		func(h *hub.Hub, cfg *transport.Config) { cfg.Metrics = metrics.New(h.Counts).Handler() })
+	e := startOps(t, transport.Config{DevTokens: auth.NewIssuer([]byte("dev-secret-0123456789abcdef"), time.Hour)})
 	tok, fresh := e.token(1), e.token(2)
 	big := `{"is_busy":true,"pad":"` + strings.Repeat("x", 70<<10) + `"}`
 

@@ -3,12 +3,10 @@ package transport_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -18,16 +16,19 @@ import (
 
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
-	"github.com/presenced/presenced/storage/memory"
+	"github.com/presenced/presenced/internal/presenced"
+	"github.com/presenced/presenced/internal/testserver"
 	"github.com/presenced/presenced/transport"
 )
 
-// opsEnv is a real server on a loopback port: a running hub with the
-// memory store, the real JWT verifier, and a logger the test can read.
+// opsEnv is a whole node, as presenced wires it, on a loopback port:
+// the memory store, the real JWT verifier, the real metrics, and a
+// logger the test can read.
 type opsEnv struct {
 	t   *testing.T
 	URL string
-	// AdminURL serves the Server's AdminHandler, as -admin-addr does.
+	// AdminURL is the admin listener's, as -admin-addr opens it; "" but
+	// with cfg.AdminListener.
 	AdminURL string
 	Hub      *hub.Hub
 	Server   *transport.Server
@@ -37,54 +38,25 @@ type opsEnv struct {
 	stopHub  func()
 }
 
-// startOps starts a server with cfg; the test's cleanup stops it and
-// waits for every goroutine. Logs are JSON at debug level unless cfg
-// brings its own logger. Each hook may complete cfg once the hub exists.
-func startOps(t *testing.T, cfg transport.Config, hooks ...func(*hub.Hub, *transport.Config)) *opsEnv {
+// startOps starts a node with cfg, and an admin listener when
+// cfg.AdminListener is set; the test's cleanup stops it and waits for
+// every goroutine. Logs are JSON at debug level unless cfg brings its own
+// logger.
+func startOps(t *testing.T, cfg transport.Config) *opsEnv {
 	t.Helper()
 	secret := []byte("ops-test-secret-0123456789abcdef")
-	verifier, err := auth.NewVerifier(auth.Config{Secrets: [][]byte{secret}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	h := hub.New(memory.New(), hub.Config{EncodeEvent: transport.EncodeEvent, Logger: cfg.Logger})
-	ctx, cancel := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- h.Run(ctx) }()
-	for _, hook := range hooks {
-		hook(h, &cfg)
+	o := presenced.Options{Auth: auth.Config{Secrets: [][]byte{secret}}, Transport: cfg, Logger: log}
+	if cfg.AdminListener {
+		o.AdminAddr = "127.0.0.1:0"
 	}
-	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
-		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ExpiresAt, Service: c.Service, Watch: c.Watch}, err
-	}), cfg)
-	ts := httptest.NewServer(srv)
-	admin := httptest.NewServer(srv.AdminHandler())
-	var once sync.Once
-	stopHub := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-hubDone; err != nil {
-				t.Errorf("hub: %v", err)
-			}
-		})
-	}
-	t.Cleanup(func() {
-		stopHub()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Wait(ctx); err != nil {
-			t.Errorf("sockets still open after the hub stopped: %v", err)
-		}
-		ts.Close()
-		admin.Close()
-	})
-	return &opsEnv{t: t, URL: ts.URL, AdminURL: admin.URL, Hub: h, Server: srv, logs: logs,
-		issuer: auth.NewIssuer(secret, time.Hour), secret: secret, stopHub: stopHub}
+	srv := testserver.Run(t, o)
+	return &opsEnv{t: t, URL: srv.URL, AdminURL: srv.AdminURL, Hub: srv.Hub(), Server: srv.Transport(), logs: logs,
+		issuer: auth.NewIssuer(secret, time.Hour), secret: secret, stopHub: srv.StopHub}
 }
 
 // serviceToken signs a service credential for the service called name.
@@ -113,6 +85,9 @@ func (e *opsEnv) public(method, path string) (*http.Response, []byte) {
 // admin sends a request to the admin handler.
 func (e *opsEnv) admin(method, path string) (*http.Response, []byte) {
 	e.t.Helper()
+	if e.AdminURL == "" {
+		e.t.Fatal("no admin listener: start with transport.Config{AdminListener: true}")
+	}
 	return e.doAt(e.AdminURL, method, path, "", nil)
 }
 

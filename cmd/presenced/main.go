@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,9 +23,8 @@ import (
 
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/presenced"
 	"github.com/presenced/presenced/internal/version"
-	"github.com/presenced/presenced/metrics"
-	"github.com/presenced/presenced/storage/memory"
 	"github.com/presenced/presenced/storage/postgres"
 	"github.com/presenced/presenced/transport"
 	"github.com/presenced/presenced/transport/webhook"
@@ -270,187 +268,67 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	verifier, err := auth.NewVerifier(acfg)
-	if err != nil {
-		return err
+	if len(splitList(o.webhookURLs)) > 0 && signer == nil {
+		return fmt.Errorf("%s needs -webhook-secret (or PRESENCE_WEBHOOK_SECRET), so that the backend can tell presenced's requests from anyone else's", o.setBy("webhook-url"))
 	}
-
-	var h *hub.Hub
-	m := metrics.New(func() hub.Stats { return h.Counts() })
-	st, err := openStore(ctx, &o, m, log)
-	if err != nil {
-		return err
-	}
-	defer st.close()
-	h = hub.New(st.store, hub.Config{
-		Grace: o.grace, HeartbeatTTL: o.heartbeatTTL, MaxQueueBytes: o.maxQueueBytes,
-		MaxSubscriptions: o.maxSubs, MaxSessionsPerUser: o.maxConnsPerUser,
-		Feed: st.feed, EncodeEvent: transport.EncodeEvent, Logger: log,
+	srv, err := presenced.Open(ctx, presenced.Options{
+		Addr: o.addr, AdminAddr: o.adminAddr,
+		Conn: transport.ConnConfig{
+			ReadHeaderTimeout: o.readHeader, ReadTimeout: o.readTimeout, WriteTimeout: o.readTimeout + o.writeTimeout,
+			IdleTimeout: o.idleTimeout, MaxIdleConns: o.maxIdleConns,
+		},
+		Auth: acfg, Dev: o.dev,
+		Hub: hub.Config{
+			Grace: o.grace, HeartbeatTTL: o.heartbeatTTL, MaxQueueBytes: o.maxQueueBytes,
+			MaxSubscriptions: o.maxSubs, MaxSessionsPerUser: o.maxConnsPerUser,
+		},
+		Transport: transport.Config{
+			PingInterval: o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
+			MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs, MaxUsernameLength: o.maxUsername,
+			AllowedOrigins:    splitList(o.allowedOrigins),
+			MessagesPerSecond: o.msgRate, MessageBurst: o.msgBurst, MaxBadMessages: o.maxBadMessages,
+			RequestsPerSecond: o.reqRate, RequestBurst: o.reqBurst,
+			SocketsPerSecondPerIP: o.ipSocketRate, SocketBurstPerIP: o.ipSocketBurst,
+			SocketsPerSecond: o.socketRate, SocketBurst: o.socketBurst, ClientIPHeader: o.clientIPHeader,
+			Static: web.FS(), WatchPolicy: watch,
+		},
+		DatabaseURL: o.databaseURL,
+		Postgres:    postgres.Config{NodeID: o.nodeID, LeaseTTL: o.leaseTTL, SweepInterval: o.sweepInterval},
+		Webhook: webhook.Config{
+			URLs: splitList(o.webhookURLs), Signer: signer, MaxQueue: o.webhookQueue, MaxBackoff: o.webhookBackoff,
+		},
+		ShutdownDelay: o.shutdownDelay, ShutdownTimeout: o.shutdownTimeout,
+		Logger: log,
 	})
-	tcfg := transport.Config{
-		ReadinessChecks: st.checks,
-		PingInterval:    o.pingInterval, PongTimeout: o.pongTimeout, WriteTimeout: o.writeTimeout,
-		MaxMessageBytes: o.maxMessageBytes, MaxIDsPerRequest: o.maxIDs, MaxUsernameLength: o.maxUsername,
-		AllowedOrigins: splitList(o.allowedOrigins), AllowAnyOrigin: o.dev,
-		MessagesPerSecond: o.msgRate, MessageBurst: o.msgBurst, MaxBadMessages: o.maxBadMessages,
-		RequestsPerSecond: o.reqRate, RequestBurst: o.reqBurst,
-		SocketsPerSecondPerIP: o.ipSocketRate, SocketBurstPerIP: o.ipSocketBurst,
-		SocketsPerSecond: o.socketRate, SocketBurst: o.socketBurst, ClientIPHeader: o.clientIPHeader,
-		Static: web.FS(), Logger: log, Observer: m, Metrics: m.Handler(), AdminListener: o.adminAddr != "",
-		WatchPolicy: watch,
-	}
-	if o.dev {
-		tcfg.DevTokens = auth.NewIssuer(acfg.Secrets[0], 24*time.Hour)
-	}
-	srv := transport.New(h, transport.VerifierFunc(func(token string) (transport.Identity, error) {
-		c, err := verifier.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ValidUntil, Service: c.Service, Watch: c.Watch}, err
-	}), tcfg)
-
-	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", o.setBy("addr"), o.addr, err)
+		return o.explainSetting(err)
 	}
-	ccfg := transport.ConnConfig{
-		ReadHeaderTimeout: o.readHeader, ReadTimeout: o.readTimeout, WriteTimeout: o.readTimeout + o.writeTimeout,
-		IdleTimeout: o.idleTimeout, MaxIdleConns: o.maxIdleConns, Logger: log,
-	}
-	httpSrv := transport.NewHTTPServer(srv, ccfg)
-	// The admin listener, when asked for, serves until the very end, so
-	// that probes and scrapes see the shutdown through.
-	adminDone := make(chan error, 1)
-	var adminAddr string // where it listens, for the start-up line
-	if o.adminAddr != "" {
-		adminLn, err := net.Listen("tcp", o.adminAddr)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("%s %s: %w", o.setBy("admin-addr"), o.adminAddr, err)
-		}
-		adminSrv := transport.NewHTTPServer(srv.AdminHandler(), ccfg)
-		adminExited := make(chan struct{})
-		go func() { adminDone <- adminSrv.Serve(adminLn); close(adminExited) }()
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = adminSrv.Shutdown(ctx)
-			<-adminExited
-		}()
-		adminAddr = adminLn.Addr().String()
-	}
-
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	defer stopHub()
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- h.Run(hubCtx) }()
-	// Webhooks are sent from the store's outbox until the store closes.
-	sender, err := webhookSender(&o, signer, st.store.(hub.Outbox), m, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	senderCtx, stopSender := context.WithCancel(context.Background())
-	senderDone := make(chan struct{})
-	go func() {
-		defer close(senderDone)
-		if sender != nil {
-			sender.Run(senderCtx)
-		}
-	}()
-	defer func() { stopSender(); <-senderDone }()
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- httpSrv.Serve(ln) }()
-
-	logStartup(log, ln.Addr().String(), adminAddr, &o, st)
+	defer srv.Close()
+	logStartup(log, srv, &o)
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- srv.Addr()
 	}
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveDone:
-		return fmt.Errorf("serve: %w", err)
-	case err := <-adminDone:
-		return fmt.Errorf("serve -admin-addr: %w", err)
-	case err := <-hubDone:
-		return fmt.Errorf("hub: %w", err)
-	}
-
-	// Say not ready and give load balancers the delay to notice. Then stop
-	// accepting and finish in-flight requests, close every socket with
-	// 1001, wait for their goroutines, and let the hub flush.
-	log.Info("shutting down", "delay", o.shutdownDelay)
-	srv.Drain()
-	if o.shutdownDelay > 0 {
-		delay := time.NewTimer(o.shutdownDelay)
-		select {
-		case <-delay.C:
-		case err := <-serveDone:
-			delay.Stop()
-			log.Error("serve", "err", err)
-		}
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
-	defer cancel()
-	err = httpSrv.Shutdown(shutdownCtx)
-	stopHub()
-	if hubErr := <-hubDone; err == nil {
-		err = hubErr
-	}
-	if waitErr := srv.Wait(shutdownCtx); err == nil {
-		err = waitErr
-	}
-	// The pool closes last; the lease is left to run out after the grace.
-	stopSender()
-	<-senderDone
-	if closeErr := st.close(); err == nil {
-		err = closeErr
-	}
-	log.Info("stopped")
-	return err
+	return srv.Run(ctx)
 }
 
-// storage is the store the hub keeps statuses in, with what comes with
-// it.
-type storage struct {
-	store    hub.Store
-	feed     hub.Feed // nil for one node in memory
-	checks   []transport.ReadinessCheck
-	close    func() error
-	describe []any // log attributes: the store, and where
+// settingFlags name the flag of each presenced.Options field that can
+// fail when it is used.
+var settingFlags = map[string]string{
+	"Addr": "addr", "AdminAddr": "admin-addr", "DatabaseURL": "database-url", "Webhook.URLs": "webhook-url",
 }
 
-// openStore opens PostgreSQL when a database URL is given, else memory.
-func openStore(ctx context.Context, o *options, m *metrics.Metrics, log *slog.Logger) (storage, error) {
-	if o.databaseURL == "" {
-		return storage{store: memory.New(splitList(o.webhookURLs)...), close: func() error { return nil },
-			describe: []any{"store", "memory: statuses are lost at restart"}}, nil
+// explainSetting names a setting that failed as its user set it: the
+// flag, or its variable.
+func (o *options) explainSetting(err error) error {
+	var se *presenced.SettingError
+	if !errors.As(err, &se) || settingFlags[se.Setting] == "" {
+		return err
 	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	pg, err := postgres.Open(openCtx, o.databaseURL, postgres.Config{
-		NodeID: o.nodeID, LeaseTTL: o.leaseTTL, SweepInterval: o.sweepInterval, Grace: o.grace,
-		WebhookURLs: splitList(o.webhookURLs), Observer: m, Logger: log,
-	})
-	if err != nil {
-		// The URL is not repeated: it may hold a password. pgx lists a
-		// failed connection's hosts on lines of their own.
-		return storage{}, fmt.Errorf("%s: %s", o.setBy("database-url"), strings.Join(strings.Fields(err.Error()), " "))
+	name := o.setBy(settingFlags[se.Setting])
+	if se.Value != "" {
+		name += " " + se.Value
 	}
-	return storage{
-		store: pg, feed: pg,
-		describe: []any{"store", "postgresql", "database", pg.Database(), "node_id", pg.NodeID()},
-		checks: []transport.ReadinessCheck{
-			{Name: "database", Check: pg.CheckDatabase},
-			{Name: "listener", Check: pg.CheckListener},
-		},
-		// Close is safe twice: run calls it at the end of a shutdown and
-		// again, deferred, on every way out.
-		close: func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return pg.Close(ctx)
-		},
-	}, nil
+	return fmt.Errorf("%s: %w", name, se.Err)
 }
 
 // authConfig gathers the keys that verify tokens. Development mode has
@@ -522,31 +400,6 @@ func webhookSigner(o *options) (*webhook.Signer, error) {
 		return nil, fmt.Errorf("%s: %w", o.setBy("webhook-secret"), err)
 	}
 	return signer, nil
-}
-
-// webhookSender builds the sender of -webhook-url; nil when none is set.
-func webhookSender(o *options, signer *webhook.Signer, outbox hub.Outbox, m *metrics.Metrics, log *slog.Logger) (*webhook.Sender, error) {
-	urls := splitList(o.webhookURLs)
-	if len(urls) == 0 {
-		return nil, nil
-	}
-	if signer == nil {
-		return nil, fmt.Errorf("%s needs -webhook-secret (or PRESENCE_WEBHOOK_SECRET), so that the backend can tell presenced's requests from anyone else's", o.setBy("webhook-url"))
-	}
-	var names []string
-	for _, u := range urls {
-		names = append(names, webhook.Name(u))
-	}
-	m.WebhookTargets(names...)
-	s, err := webhook.NewSender(webhook.Config{
-		URLs: urls, Signer: signer, Outbox: outbox, EncodePresence: transport.EncodePresence,
-		MaxQueue: o.webhookQueue, MaxBackoff: o.webhookBackoff, UserAgent: "presenced/" + version.Get().Version,
-		Observer: m, Logger: log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.setBy("webhook-url"), err)
-	}
-	return s, nil
 }
 
 // watchPolicy builds the policy -watch-policy names. A callback URL with

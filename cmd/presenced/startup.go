@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/presenced/presenced/internal/presenced"
 	"github.com/presenced/presenced/internal/version"
 )
 
@@ -13,12 +14,12 @@ import (
 // "addr", are what tests and tools wait for (web/test/helpers.mjs, the
 // cluster tests' startNode); admin_addr, when there is an admin listener,
 // comes next.
-func logStartup(log *slog.Logger, addr, adminAddr string, o *options, st storage) {
-	attrs := []any{"addr", addr}
-	if adminAddr != "" {
-		attrs = append(attrs, "admin_addr", adminAddr)
+func logStartup(log *slog.Logger, srv *presenced.Server, o *options) {
+	attrs := []any{"addr", srv.Addr()}
+	if srv.AdminAddr() != "" {
+		attrs = append(attrs, "admin_addr", srv.AdminAddr())
 	}
-	attrs = append(append(attrs, "version", version.Get().Version), st.describe...)
+	attrs = append(append(attrs, "version", version.Get().Version), srv.StoreAttrs()...)
 	attrs = append(attrs, "watch_policy", o.watchPolicy, "dev", o.dev)
 	level := slog.LevelInfo
 	if o.dev {
