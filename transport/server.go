@@ -29,10 +29,11 @@ import (
 type Identity struct {
 	UserID   int64
 	Username string
-	// ExpiresAt is the last instant the token is accepted (its exp plus
-	// any leeway). A socket opened with it is closed with 4002 then,
-	// unless the client sends a fresher token first.
-	ExpiresAt time.Time
+	// ValidUntil is the last instant the token is accepted: its exp
+	// plus the verifier's leeway for clock skew, not the bare exp. A
+	// socket opened with it is closed with 4002 then, unless the client
+	// sends a fresher token first; a refresh answers it as expires_at.
+	ValidUntil time.Time
 	// Service, when not empty, says that the token is a service
 	// credential, the app's own backend acting for users, and names the
 	// service; UserID is then 0. A service reads and changes any user's

@@ -490,9 +490,9 @@ func (c *conn) refresh(msg clientMessage) bool {
 	case <-c.expiry:
 	default:
 	}
-	c.expiry <- id.ExpiresAt
+	c.expiry <- id.ValidUntil
 	c.sess.Wake()
-	return c.send(encode(refreshedReply{Type: "refreshed", ID: msg.ID, ExpiresAt: wireTime(id.ExpiresAt)}))
+	return c.send(encode(refreshedReply{Type: "refreshed", ID: msg.ID, ExpiresAt: wireTime(id.ValidUntil)}))
 }
 
 func truncate(s string, n int) string {
@@ -545,8 +545,8 @@ func (c *conn) writeLoop() {
 	var pingDue atomic.Bool
 	ping := time.AfterFunc(cfg.PingInterval, func() { pingDue.Store(true); c.sess.Wake() })
 	defer ping.Stop()
-	expiresAt := c.id.ExpiresAt
-	expired := time.AfterFunc(untilExpiry(expiresAt), c.sess.Wake)
+	validUntil := c.id.ValidUntil
+	expired := time.AfterFunc(untilExpiry(validUntil), c.sess.Wake)
 	defer expired.Stop()
 	var batch []hub.Message
 	for range c.sess.Ready() {
@@ -574,11 +574,11 @@ func (c *conn) writeLoop() {
 		}
 		select {
 		case at := <-c.expiry:
-			expiresAt = at
+			validUntil = at
 			expired.Reset(untilExpiry(at))
 		default:
 		}
-		if !expiresAt.IsZero() && !time.Now().Before(expiresAt) {
+		if !validUntil.IsZero() && !time.Now().Before(validUntil) {
 			c.closeGracefully(CloseTokenExpired, "token expired: reconnect with a fresh token, or send refresh before it expires")
 			return
 		}

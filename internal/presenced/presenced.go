@@ -408,9 +408,11 @@ func newSender(cfg webhook.Config, outbox hub.Outbox, m *metrics.Metrics, log *s
 
 // Verifier is the one adapter of auth's verifier to transport's: the
 // binary and every test map a token's claims to an Identity through it.
+// A socket lives until the token's ValidUntil, exp plus the leeway, the
+// same instant up to which the verifier accepts the token.
 func Verifier(v *auth.Verifier) transport.Verifier {
 	return transport.VerifierFunc(func(token string) (transport.Identity, error) {
 		c, err := v.Verify(token)
-		return transport.Identity{UserID: c.UserID, Username: c.Username, ExpiresAt: c.ValidUntil, Service: c.Service, Watch: c.Watch}, err
+		return transport.Identity{UserID: c.UserID, Username: c.Username, ValidUntil: c.ValidUntil, Service: c.Service, Watch: c.Watch}, err
 	})
 }
