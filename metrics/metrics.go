@@ -39,21 +39,6 @@ var (
 // millisecond) to a stalled one (ten seconds), in seconds.
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// messageKinds are the client message types counted under their own
-// name; anything else a client sends is counted as "unknown", and a frame
-// that does not decode as "invalid", so clients cannot grow the label set.
-var messageKinds = []string{"subscribe", "unsubscribe", "set_status", "ping", "refresh"}
-
-// closeCodes are the codes the server closes sockets with; any other is
-// counted as "other".
-var closeCodes = []int{
-	transport.CloseGoingAway, transport.CloseUnsupportedData, transport.CloseInvalidPayload,
-	transport.ClosePolicyViolation, transport.CloseMessageTooBig, transport.CloseInternalError, transport.CloseTryAgainLater,
-	transport.CloseSlowConsumer, transport.ClosePongTimeout, transport.CloseTokenExpired,
-	transport.CloseBadRequest, transport.CloseInvalidToken, transport.CloseUserMismatch,
-	transport.CloseTooManyConnections, transport.CloseRateLimited,
-}
-
 // storeOps are the writes a store reports; others get a series when first
 // reported.
 var storeOps = []string{"save", "last_seen"}
@@ -107,8 +92,14 @@ func New(counts func() hub.Stats) *Metrics {
 
 	received := f.counterVec("presenced_messages_received_total",
 		"Client messages received on sockets, by type; unknown for a type the server does not know, invalid for a frame that did not decode.", "type")
-	m.received = make(map[string]prometheus.Counter, len(messageKinds))
-	for _, k := range messageKinds {
+	// transport lists the message types it handles and the codes it
+	// closes with, so that a new one has its series from the start.
+	// Anything else a client sends is counted as "unknown", and a frame
+	// that does not decode as "invalid", so clients cannot grow the label
+	// set; another close code is counted as "other".
+	kinds := transport.MessageTypes()
+	m.received = make(map[string]prometheus.Counter, len(kinds))
+	for _, k := range kinds {
 		m.received[k] = received.WithLabelValues(k)
 	}
 	m.receivedUnknown = received.WithLabelValues("unknown")
@@ -119,8 +110,9 @@ func New(counts func() hub.Stats) *Metrics {
 		"Time from the hub's decision on a status change to the write of its event to a watcher's socket, per watcher.")
 
 	closes := f.counterVec("presenced_sockets_closed_total", "Sockets closed by the server, by close code.", "code")
-	m.closes = make(map[int]prometheus.Counter, len(closeCodes))
-	for _, c := range closeCodes {
+	codes := transport.CloseCodes()
+	m.closes = make(map[int]prometheus.Counter, len(codes))
+	for _, c := range codes {
 		m.closes[c] = closes.WithLabelValues(strconv.Itoa(c))
 	}
 	m.closesOther = closes.WithLabelValues("other")

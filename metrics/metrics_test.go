@@ -2,12 +2,9 @@ package metrics_test
 
 import (
 	"errors"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"net/http/httptest"
 	"runtime"
-	"strings"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/presenced/presenced/internal/version"
 	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/metrics/metricstest"
+	"github.com/presenced/presenced/transport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -129,8 +127,8 @@ func TestClientsCannotGrowTheLabelSet(t *testing.T) {
 	m.TokenRejected("ws")
 
 	f := metricstest.Scrape(t, url)
-	if n := len(f["presenced_messages_received_total"].Metric); n != 7 {
-		t.Errorf("%d message series, want the 5 known types, unknown and invalid", n)
+	if n, known := len(f["presenced_messages_received_total"].Metric), len(transport.MessageTypes()); n != known+2 {
+		t.Errorf("%d message series, want the %d known types, unknown and invalid", n, known)
 	}
 	for kind, want := range map[string]float64{"unknown": 50, "invalid": 1, "subscribe": 1, "ping": 0} {
 		if v := f.Value(t, "presenced_messages_received_total", "type", kind); v != want {
@@ -170,27 +168,16 @@ func BenchmarkEventSent(b *testing.B) {
 	})
 }
 
-// TestEveryCloseCodeHasItsSeries reads transport's close codes from its
-// source, so that a code added there cannot hide under "other".
-func TestEveryCloseCodeHasItsSeries(t *testing.T) {
-	file, err := parser.ParseFile(token.NewFileSet(), "../transport/closecode.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var codes []string
-	ast.Inspect(file, func(n ast.Node) bool {
-		if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Values) == 1 && strings.HasPrefix(vs.Names[0].Name, "Close") {
-			if lit, ok := vs.Values[0].(*ast.BasicLit); ok && lit.Kind == token.INT {
-				codes = append(codes, lit.Value)
-			}
-		}
-		return true
-	})
-	if len(codes) < 10 {
-		t.Fatalf("found only %d close codes in transport/closecode.go", len(codes))
-	}
+// TestEveryCloseCodeAndMessageHasItsSeries: the series come from
+// transport's own lists, which a transport test holds to its source, so
+// that a code or message added there cannot hide under "other" or
+// "unknown".
+func TestEveryCloseCodeAndMessageHasItsSeries(t *testing.T) {
 	f := metricstest.Scrape(t, serve(t, metrics.New(func() hub.Stats { return hub.Stats{} })))
-	for _, c := range codes {
-		f.Value(t, "presenced_sockets_closed_total", "code", c) // fails the test when missing
+	for _, c := range transport.CloseCodes() {
+		f.Value(t, "presenced_sockets_closed_total", "code", strconv.Itoa(c)) // fails the test when missing
+	}
+	for _, k := range transport.MessageTypes() {
+		f.Value(t, "presenced_messages_received_total", "type", k)
 	}
 }

@@ -1,5 +1,7 @@
 package transport
 
+import "slices"
+
 // WebSocket close codes sent by presenced. Codes 4000–4099 tell a client
 // to reconnect (with backoff); codes 4400–4499 tell it not to reconnect
 // until something changes (a new token, fewer connections, a fixed
@@ -51,3 +53,25 @@ const (
 	// messages, not its credentials, were the trouble.
 	CloseRateLimited = 4429
 )
+
+// closeCodes are the codes above, each once.
+var closeCodes = []int{
+	CloseGoingAway, CloseUnsupportedData, CloseInvalidPayload, ClosePolicyViolation, CloseMessageTooBig,
+	CloseInternalError, CloseTryAgainLater,
+	CloseSlowConsumer, ClosePongTimeout, CloseTokenExpired,
+	CloseBadRequest, CloseInvalidToken, CloseUserMismatch, CloseTooManyConnections, CloseRateLimited,
+}
+
+// CloseCodes returns every code the server closes sockets with, so that
+// whoever counts them (metrics) has a series for each and none is missed
+// when one is added; a test holds the list to the constants.
+func CloseCodes() []int { return slices.Clone(closeCodes) }
+
+// messageTypes are the types of the messages a client may send, each
+// once: the cases of conn.handle.
+var messageTypes = []string{"subscribe", "unsubscribe", "set_status", "refresh", "ping"}
+
+// MessageTypes returns the type of every message a client may send on a
+// socket, so that whoever counts them (metrics) has a series for each; a
+// test holds the list to the messages the socket handles.
+func MessageTypes() []string { return slices.Clone(messageTypes) }
