@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/transport"
 )
 
@@ -207,7 +208,7 @@ func TestTokensInAnySpellingNeverReachTheLog(t *testing.T) {
 }
 
 func TestProbesLogAtDebugOnly(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.Buffer
 	e := startOps(t, transport.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if resp, _ := e.do("GET", p, "", nil); resp.StatusCode != http.StatusOK {

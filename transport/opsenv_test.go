@@ -2,13 +2,11 @@ package transport_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
 	"github.com/presenced/presenced/internal/presenced"
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/internal/testserver"
 	"github.com/presenced/presenced/transport"
 )
@@ -32,7 +31,7 @@ type opsEnv struct {
 	AdminURL string
 	Hub      *hub.Hub
 	Server   *transport.Server
-	logs     *syncBuffer
+	logs     *testkit.Buffer
 	issuer   *auth.Issuer
 	secret   []byte // the HS256 key the server trusts
 	stopHub  func()
@@ -45,7 +44,7 @@ type opsEnv struct {
 func startOps(t *testing.T, cfg transport.Config) *opsEnv {
 	t.Helper()
 	secret := []byte("ops-test-secret-0123456789abcdef")
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -140,53 +139,15 @@ func (e *opsEnv) logLines() []map[string]any {
 // waitLog waits until a log line satisfies match and returns it.
 func (e *opsEnv) waitLog(what string, match func(map[string]any) bool) map[string]any {
 	e.t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for {
-		written := e.logs.nextWrite() // before reading, so no write is missed
+	var found map[string]any
+	e.logs.Await(e.t, 10*time.Second, "log line "+what, func(string) bool {
 		for _, l := range e.logLines() {
 			if match(l) {
-				return l
+				found = l
+				return true
 			}
 		}
-		select {
-		case <-written:
-		case <-deadline.C:
-			e.t.Fatalf("no log line %s within 10s; logs:\n%s", what, e.logs.String())
-		}
-	}
-}
-
-// syncBuffer is a log destination that the test reads while the server
-// writes, and that tells waiters about each write.
-type syncBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	written chan struct{}
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.written != nil {
-		close(b.written)
-		b.written = nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// nextWrite returns a channel closed by the next write.
-func (b *syncBuffer) nextWrite() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.written == nil {
-		b.written = make(chan struct{})
-	}
-	return b.written
+		return false
+	})
+	return found
 }

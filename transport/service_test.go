@@ -15,6 +15,7 @@ import (
 
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/transport"
 )
 
@@ -26,7 +27,7 @@ func serviceToken(t *testing.T, key, name string) string {
 }
 
 // logLines parses JSON log lines.
-func logLines(t *testing.T, logs *syncBuffer) []map[string]any {
+func logLines(t *testing.T, logs *testkit.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
@@ -43,7 +44,7 @@ func logLines(t *testing.T, logs *syncBuffer) []map[string]any {
 // logged with the service's name and the user's id. The write is no
 // heartbeat and no device: it does not keep a user online.
 func TestServiceMarksBothPartiesOfACallBusy(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	e := newEnv(t, options{
 		hub:       hub.Config{Grace: 100 * time.Millisecond},
 		transport: transport.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))},

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/transport"
 	"github.com/presenced/presenced/transport/webhook"
 )
@@ -452,7 +453,12 @@ func TestCallbackPolicyWithdrawnPermissionEndsWithinTheTTL(t *testing.T) {
 	// A permission given again counts once the kept no expires, at the
 	// next subscribe.
 	b.set(1, 2, 3)
-	eventually(t, "the backend's new yes is heard", func() bool { return e.do("GET", "/users/2/presence", alice, "").status == 200 })
+	testkit.Eventually(t, waitFor, func() error {
+		if r := e.do("GET", "/users/2/presence", alice, ""); r.status != http.StatusOK {
+			return fmt.Errorf("the backend's new yes is not heard: %d %s", r.status, r.body)
+		}
+		return nil
+	})
 	if got := presenceIDs(t, c.subscribe(2)); !slices.Equal(got, []int64{2}) {
 		t.Fatalf("subscribe again: %v", got)
 	}
@@ -561,18 +567,6 @@ func sameIDs(v any, ids ...int64) bool {
 		}
 	}
 	return true
-}
-
-// eventually polls cond until it holds, failing the test after waitFor.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, waitFor)
-		}
-		time.Sleep(20 * time.Millisecond) // the pace of the poll, not a wait for the event
-	}
 }
 
 func writeBody(body string) func(w http.ResponseWriter, r *http.Request) {

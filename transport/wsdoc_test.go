@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presenced/presenced/internal/readme"
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/transport"
 )
 
@@ -89,18 +90,17 @@ func keysOf(m map[string]any) string {
 	return strings.Join(ks, ",")
 }
 
-// waitKnown polls a GET of a user's presence until it answers 200. A
-// socket's Connect returns before the store has answered, so a user who
-// just connected may not be in a snapshot yet.
+// waitKnown asks for a user's presence until it answers 200. A socket's
+// Connect returns before the store has answered, so a user who just
+// connected may not be in a snapshot yet, and nothing announces it.
 func waitKnown(t *testing.T, who string, get func() int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for code := get(); code != http.StatusOK; code = get() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's status is not known 10s after connecting: %d", who, code)
+	testkit.Eventually(t, waitFor, func() error {
+		if code := get(); code != http.StatusOK {
+			return fmt.Errorf("%s's status is not known after connecting: %d", who, code)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func decodeJSON(t *testing.T, s string) any {

@@ -18,33 +18,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// startRun runs the server in-process with args and returns its base URL;
-// the server stops when the test ends.
-func startRun(t *testing.T, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, io.Discard, ready)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	select {
-	case addr := <-ready:
-		return "http://" + addr
-	case err := <-done:
-		t.Fatalf("run ended before listening: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start within 10s")
-	}
-	return ""
-}
-
 func heartbeatStatus(t *testing.T, base, token string) int {
 	t.Helper()
 	return requestStatus(t, http.MethodPost, base+"/users/me/heartbeat", token, "")
@@ -60,7 +33,7 @@ func TestPublicKeyFileVerifiesTokens(t *testing.T) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := startRun(t, "-jwt-public-key-file", path)
+	base := startDaemon(t, []string{"-jwt-public-key-file", path}, nil).base
 
 	claims := jwt.MapClaims{"sub": "5", "exp": time.Now().Add(time.Hour).Unix()}
 	good, _ := jwt.NewWithClaims(jwt.SigningMethodES256, claims).SignedString(key)

@@ -17,6 +17,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/presenced/presenced/internal/testkit"
 )
 
 const backendJWTSecret = "backend-test-secret-0123456789abcdef"
@@ -120,11 +122,11 @@ func TestWatchPoliciesAndServiceAPIThroughTheFlags(t *testing.T) {
 	service := backendToken(t, jwt.MapClaims{"sub": "call-service", "scope": "presenced:service"})
 
 	t.Run("claim", func(t *testing.T) {
-		addr, logs, _ := startServer(t, []string{"-watch-policy", "claim"}, map[string]string{"PRESENCE_JWT_SECRET": backendJWTSecret})
-		if rec := startupLine(t, logs.String()); rec["watch_policy"] != "claim" {
+		d := startDaemon(t, []string{"-watch-policy", "claim"}, map[string]string{"PRESENCE_JWT_SECRET": backendJWTSecret})
+		if rec := startupLine(t, d.logs.String()); rec["watch_policy"] != "claim" {
 			t.Fatalf("start-up line %v", rec)
 		}
-		base := "http://" + addr
+		base := d.base
 		for _, id := range []int64{2, 3} {
 			if code := heartbeatStatus(t, base, user(id)); code != 200 {
 				t.Fatal(code)
@@ -136,7 +138,7 @@ func TestWatchPoliciesAndServiceAPIThroughTheFlags(t *testing.T) {
 		if code, body := call(t, "GET", base+"/users/presence?user_ids=2", user(1, 2), ""); code != 200 || presenceIDsOf(t, body) != "2" {
 			t.Fatalf("claim policy: %d %s", code, body)
 		}
-		if _, got := watchSocket(t, addr, user(1, 2), 2, 3); got != "2" {
+		if _, got := watchSocket(t, d.addr, user(1, 2), 2, 3); got != "2" {
 			t.Fatalf("snapshot %s, want 2", got)
 		}
 		bad := backendToken(t, jwt.MapClaims{"sub": "1", "watch": "2,3"})
@@ -153,8 +155,8 @@ func TestWatchPoliciesAndServiceAPIThroughTheFlags(t *testing.T) {
 		if code, _ := call(t, "PUT", base+"/users/3/status", user(3), `{"is_busy":true}`); code != 403 {
 			t.Fatalf("a user's token on the service API: %d", code)
 		}
-		if !strings.Contains(logs.String(), `"msg":"service status write","service":"call-service","user_id":3`) {
-			t.Fatalf("no service write in the log:\n%s", logs)
+		if !strings.Contains(d.logs.String(), `"msg":"service status write","service":"call-service","user_id":3`) {
+			t.Fatalf("no service write in the log:\n%s", d.logs)
 		}
 	})
 
@@ -177,20 +179,20 @@ func TestWatchPoliciesAndServiceAPIThroughTheFlags(t *testing.T) {
 			_ = json.NewEncoder(w).Encode(map[string]any{"allowed": allowed})
 		}))
 		defer backend.Close()
-		addr, logs, _ := startServer(t, nil, map[string]string{
+		d := startDaemon(t, nil, map[string]string{
 			"PRESENCE_JWT_SECRET": backendJWTSecret, "PRESENCE_WATCH_POLICY": "callback", "PRESENCE_WATCH_AUTHZ_URL": backend.URL,
 			"PRESENCE_WEBHOOK_SECRET": backendWebhookSecret, "PRESENCE_WATCH_AUTHZ_TTL": "1s", "PRESENCE_WATCH_AUTHZ_TIMEOUT": "500ms",
 		})
-		if rec := startupLine(t, logs.String()); rec["watch_policy"] != "callback" {
+		if rec := startupLine(t, d.logs.String()); rec["watch_policy"] != "callback" {
 			t.Fatalf("start-up line %v", rec)
 		}
-		base := "http://" + addr
+		base := d.base
 		for _, id := range []int64{2, 3} {
 			if code := heartbeatStatus(t, base, user(id)); code != 200 {
 				t.Fatal(code)
 			}
 		}
-		ws, got := watchSocket(t, addr, user(1), 2, 3)
+		ws, got := watchSocket(t, d.addr, user(1), 2, 3)
 		if got != "2,3" {
 			t.Fatalf("snapshot %s", got)
 		}
@@ -213,14 +215,14 @@ func TestWatchPoliciesAndServiceAPIThroughTheFlags(t *testing.T) {
 		if code, body := call(t, "GET", base+"/users/presence?user_ids=4", user(1), ""); code != 503 || !strings.Contains(body, "Watch authorization is unavailable") {
 			t.Fatalf("backend down: %d %s", code, body)
 		}
-		if !strings.Contains(logs.String(), "watch authorization failed") {
-			t.Fatalf("the failure is not logged:\n%s", logs)
+		if !strings.Contains(d.logs.String(), "watch authorization failed") {
+			t.Fatalf("the failure is not logged:\n%s", d.logs)
 		}
 	})
 
 	t.Run("socket refuses a service token", func(t *testing.T) {
-		addr, _, _ := startServer(t, nil, map[string]string{"PRESENCE_JWT_SECRET": backendJWTSecret})
-		ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Authorization": {"Bearer " + service}})
+		d := startDaemon(t, nil, map[string]string{"PRESENCE_JWT_SECRET": backendJWTSecret})
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.addr+"/ws", http.Header{"Authorization": {"Bearer " + service}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +267,7 @@ func TestWatchConfigurationIsChecked(t *testing.T) {
 		"a webhook secret without whsec_": {nil, with("PRESENCE_WEBHOOK_SECRET", "plain-secret"), "PRESENCE_WEBHOOK_SECRET: a webhook secret is written whsec_"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), env(tc.vars), &syncBuffer{}, nil)
+			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), env(tc.vars), &testkit.Buffer{}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("start: %v, want an error saying %q", err, tc.want)
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/internal/pgtest"
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/metrics/metricstest"
 	"github.com/presenced/presenced/storage/postgres"
 )
@@ -79,7 +80,7 @@ type node struct {
 	id     string
 	cmd    *exec.Cmd
 	addr   string
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 	exited chan struct{} // closed when the process has ended
 }
 
@@ -113,7 +114,7 @@ func startProcess(t *testing.T, bin, id string, args, env []string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, id: id, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	n := &node{t: t, id: id, cmd: cmd, logs: &testkit.Buffer{}, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,17 +154,19 @@ func startProcess(t *testing.T, bin, id string, args, env []string) *node {
 // waitReady waits until /readyz answers 200.
 func (n *node) waitReady() {
 	n.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, _ := n.readyz(); code == http.StatusOK {
-			return
+	n.waitReadyz(http.StatusOK, 30*time.Second)
+}
+
+// waitReadyz waits until /readyz answers want: the one way these tests
+// wait for a node's readiness, which no event announces.
+func (n *node) waitReadyz(want int, within time.Duration) {
+	n.t.Helper()
+	testkit.Eventually(n.t, within, func() error {
+		if code, body := n.readyz(); code != want {
+			return fmt.Errorf("node %s's /readyz answers %d %s, want %d", n.id, code, body, want)
 		}
-		if time.Now().After(deadline) {
-			code, body := n.readyz()
-			n.t.Fatalf("node %s not ready within 30s: %d %s", n.id, code, body)
-		}
-		<-time.After(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (n *node) readyz() (int, string) {
@@ -180,13 +183,7 @@ func (n *node) readyz() (int, string) {
 // waitLog waits until the node has logged a line that contains want.
 func (n *node) waitLog(want string) {
 	n.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(n.logs.String(), want) {
-		if time.Now().After(deadline) {
-			n.t.Fatalf("node %s did not log %s within 20s:\n%s", n.id, want, n.logs)
-		}
-		<-time.After(20 * time.Millisecond)
-	}
+	n.logs.Await(n.t, 20*time.Second, "line "+want+" from node "+n.id, func(s string) bool { return strings.Contains(s, want) })
 }
 
 // kill ends the node with SIGKILL: no close frames, no lease release.
@@ -637,13 +634,7 @@ func TestClusterPostgresRestartMidTrafficLosesNothing(t *testing.T) {
 	// The database is down: a node says it is not ready, and keeps
 	// answering from memory.
 	for _, n := range []*node{a, b} {
-		deadline := time.Now().Add(20 * time.Second)
-		for code, _ := n.readyz(); code != http.StatusServiceUnavailable; code, _ = n.readyz() {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s still ready 20s after the database stopped", n.id)
-			}
-			<-time.After(50 * time.Millisecond)
-		}
+		n.waitReadyz(http.StatusServiceUnavailable, 20*time.Second)
 	}
 	for i := 20; i < 40; i++ {
 		change(i)
@@ -674,21 +665,17 @@ func TestClusterPostgresRestartMidTrafficLosesNothing(t *testing.T) {
 		watcher.await(id, fmt.Sprintf("final state %+v", want), 30*time.Second, func(p presence) bool {
 			return p.IsOnline && p.IsBusy == want.busy && (want.wait < 0) == (p.WaitTime == nil) && (p.WaitTime == nil || *p.WaitTime == want.wait)
 		})
-		var busy, on bool
-		var wait *int32
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testkit.Eventually(t, 30*time.Second, func() error {
+			var busy, on bool
+			var wait *int32
 			if err := conn.QueryRow(context.Background(), `SELECT busy, wait_time, online FROM presence_status WHERE user_id = $1`, id).Scan(&busy, &wait, &on); err != nil {
 				t.Fatal(err)
 			}
 			if busy == want.busy && on && (wait == nil) == (want.wait < 0) && (wait == nil || int(*wait) == want.wait) {
-				break
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("user %d in the database: busy %v wait %v online %v; last acknowledged %+v", id, busy, wait, on, want)
-			}
-			<-time.After(50 * time.Millisecond)
-		}
+			return fmt.Errorf("user %d in the database: busy %v wait %v online %v; last acknowledged %+v", id, busy, wait, on, want)
+		})
 	}
 	// The sockets lived through it all.
 	for _, id := range users {

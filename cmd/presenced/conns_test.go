@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presenced/presenced/internal/testkit"
 )
 
 // TestOutOfFilesTheServerStillAnswers runs presenced with a small limit
@@ -32,7 +34,7 @@ func TestOutOfFilesTheServerStillAnswers(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	addrc := make(chan string, 1)
 	exited := make(chan struct{})
 	go func() {

@@ -28,6 +28,7 @@ import (
 	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/internal/pgtest"
 	"github.com/presenced/presenced/internal/readme"
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/metrics/metricstest"
 )
 
@@ -559,17 +560,12 @@ func TestComposeFile(t *testing.T) {
 	if code, body := rest(t, started[0], http.MethodPut, "/users/me/status", 5, "eve", `{"is_busy":true}`); code != http.StatusOK {
 		t.Fatalf("PUT on %s: %d %s", nodes[0].Name, code, body)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, body := rest(t, started[1], http.MethodGet, "/users/5/presence", 1, "watcher", "")
-		if code == http.StatusOK && strings.Contains(body, `"is_busy":true`) {
-			break
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if code, body := rest(t, started[1], http.MethodGet, "/users/5/presence", 1, "watcher", ""); code != http.StatusOK || !strings.Contains(body, `"is_busy":true`) {
+			return fmt.Errorf("GET on %s: %d %s", nodes[1].Name, code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET on %s: %d %s", nodes[1].Name, code, body)
-		}
-		<-time.After(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // caddySite is the Caddyfile's one site address, a port: ":80 {".
@@ -745,7 +741,7 @@ func runCaddy(t *testing.T, caddy string, conf []byte, front string) (string, bo
 	cmd := exec.Command(caddy, "run", "--adapter", "caddyfile", "--config", file)
 	// Caddy keeps its state under the home and XDG folders.
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -759,24 +755,27 @@ func runCaddy(t *testing.T, caddy string, conf []byte, front string) (string, bo
 			t.Logf("Caddy's configuration:\n%s\nCaddy's log:\n%s", conf, logs)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
 	hc := http.Client{Timeout: 5 * time.Second}
-	for {
+	died := false
+	testkit.Eventually(t, 30*time.Second, func() error {
+		select {
+		case <-exited:
+			died = true
+			return nil
+		default:
+		}
 		code := 0
 		if resp, err := hc.Get("http://" + front + "/readyz"); err == nil {
 			code = resp.StatusCode
 			_ = resp.Body.Close()
 		}
-		if code == http.StatusOK {
-			return "", true
+		if code != http.StatusOK {
+			return fmt.Errorf("Caddy does not proxy /readyz yet (last: %d):\n%s", code, logs)
 		}
-		select {
-		case <-exited:
-			return logs.String(), false
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Caddy did not proxy /readyz within 30s (last: %d):\n%s", code, logs)
-		}
+		return nil
+	})
+	if died {
+		return logs.String(), false
 	}
+	return "", true
 }

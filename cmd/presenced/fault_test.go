@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presenced/presenced/internal/pgtest"
+	"github.com/presenced/presenced/internal/testkit"
 )
 
 // The fault tests run real presenced processes (built from this package)
@@ -85,13 +86,12 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		})
 	}
 	// Stop under load: once a good number of writes have gone through.
-	deadline := time.Now().Add(60 * time.Second)
-	for total.Load() < 500 && time.Now().Before(deadline) {
-		<-time.After(10 * time.Millisecond)
-	}
-	if total.Load() < 500 {
-		t.Fatalf("only %d writes acknowledged in 60s", total.Load())
-	}
+	testkit.Eventually(t, 60*time.Second, func() error {
+		if n := total.Load(); n < 500 {
+			return fmt.Errorf("only %d writes acknowledged", n)
+		}
+		return nil
+	})
 	n.terminate()
 	select {
 	case <-n.exited:
@@ -189,17 +189,16 @@ func TestReconnectStormAfterRestart(t *testing.T) {
 	}
 	// REST answers, and shows user 1 online once the new node's change is
 	// stored: under load the store may answer after the handshake.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, 30*time.Second, func() error {
 		code, body := rest(t, b, http.MethodGet, "/users/1/presence", 2, "x", "")
-		if code == http.StatusOK && strings.Contains(body, `"is_online":true`) {
-			break
-		}
-		if code != http.StatusOK || time.Now().After(deadline) {
+		if code != http.StatusOK {
 			t.Fatalf("REST after the storm: %d %s", code, body)
 		}
-		time.Sleep(100 * time.Millisecond) // polling REST: no event to wait for
-	}
+		if !strings.Contains(body, `"is_online":true`) {
+			return fmt.Errorf("REST after the storm shows user 1 offline: %s", body)
+		}
+		return nil
+	})
 }
 
 type stormResult struct {

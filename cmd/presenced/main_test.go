@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,88 +13,22 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/presenced/presenced/internal/needs"
+	"github.com/presenced/presenced/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(needs.Main(m)) }
 
-// syncBuffer collects the server's log lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func env(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
-
-// startServer runs the whole server on a loopback port until the test
-// cancels it; stop returns run's error.
-func startServer(t *testing.T, args []string, vars map[string]string) (addr string, logs *syncBuffer, stop func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs = &syncBuffer{}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), env(vars), logs, ready) }()
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("server did not start: %v\n%s", err, logs)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatalf("server did not start\n%s", logs)
-	}
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() { cancel(); err = <-done })
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return addr, logs, stop
-}
-
-func devToken(t *testing.T, addr string, body string) string {
-	t.Helper()
-	resp, err := http.Post("http://"+addr+"/dev/token", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || out.TokenType != "bearer" {
-		t.Fatalf("POST /dev/token: %d %+v %v", resp.StatusCode, out, err)
-	}
-	return out.AccessToken
-}
-
 func TestDevModeWorksAndShutsDownWithGoingAway(t *testing.T) {
-	addr, logs, stop := startServer(t, []string{"-dev"}, nil)
-	if !strings.Contains(logs.String(), "development mode") {
-		t.Fatalf("dev mode not announced in the log:\n%s", logs)
+	d := startDaemon(t, []string{"-dev"}, nil)
+	if !strings.Contains(d.logs.String(), "development mode") {
+		t.Fatalf("dev mode not announced in the log:\n%s", d.logs)
 	}
-	tok := devToken(t, addr, `{"user_id":1,"username":"alice"}`)
-	if strings.Contains(logs.String(), tok) {
+	tok := d.devToken(t, 1, "alice")
+	if strings.Contains(d.logs.String(), tok) {
 		t.Fatal("a token appears in the log")
 	}
 
-	resp, err := http.Get("http://" + addr + "/")
+	resp, err := http.Get(d.base + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +37,7 @@ func TestDevModeWorksAndShutsDownWithGoingAway(t *testing.T) {
 		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?access_token="+tok, nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.addr+"/ws?access_token="+tok, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,32 +50,31 @@ func TestDevModeWorksAndShutsDownWithGoingAway(t *testing.T) {
 		t.Fatalf("pong: %s %v", msg, err)
 	}
 
-	stopped := make(chan error, 1)
-	go func() { stopped <- stop() }()
+	d.terminate()
 	_, _, err = ws.ReadMessage()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Fatalf("on shutdown the socket got %v, want close 1001", err)
 	}
-	if err := <-stopped; err != nil {
+	if err := d.wait(t); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if strings.Contains(logs.String(), tok) {
+	if strings.Contains(d.logs.String(), tok) {
 		t.Fatal("a token appears in the log")
 	}
 }
 
 func TestWithoutDevModeSecretIsRequiredAndDevTokenIsAbsent(t *testing.T) {
-	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, env(nil), &syncBuffer{}, nil)
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, env(nil), &testkit.Buffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "PRESENCE_JWT_SECRET") {
 		t.Fatalf("start without a secret: %v, want an error naming PRESENCE_JWT_SECRET", err)
 	}
 
-	addr, logs, _ := startServer(t, nil, map[string]string{"PRESENCE_JWT_SECRET": "s3cret-0123456789abcdef0123456789"})
-	if strings.Contains(logs.String(), "development mode") {
+	d := startDaemon(t, nil, map[string]string{"PRESENCE_JWT_SECRET": "s3cret-0123456789abcdef0123456789"})
+	if strings.Contains(d.logs.String(), "development mode") {
 		t.Fatal("dev mode announced without -dev")
 	}
-	resp, err := http.Post("http://"+addr+"/dev/token", "application/json", strings.NewReader(`{"user_id":1}`))
+	resp, err := http.Post(d.base+"/dev/token", "application/json", strings.NewReader(`{"user_id":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,15 +130,15 @@ func TestDevModeHoldsNoProductionKey(t *testing.T) {
 		"a short previous secret":   {[]string{"-jwt-secret", good, "-jwt-secret-previous", "old"}, nil, "-jwt-secret-previous (or PRESENCE_JWT_SECRET_PREVIOUS) is 3 bytes"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), env(tc.vars), &syncBuffer{}, nil)
+			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), env(tc.vars), &testkit.Buffer{}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("run = %v, want an error saying %q", err, tc.want)
 			}
 		})
 	}
 	// A 32-byte secret is enough.
-	addr, _, _ := startServer(t, nil, map[string]string{"PRESENCE_JWT_SECRET": good[:32]})
-	resp, err := http.Get("http://" + addr + "/healthz")
+	d := startDaemon(t, nil, map[string]string{"PRESENCE_JWT_SECRET": good[:32]})
+	resp, err := http.Get(d.base + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,15 +152,15 @@ func TestDevModeHoldsNoProductionKey(t *testing.T) {
 // no development mode (the server then wants a real key), and beside a
 // real key it is ignored with a warning.
 func TestDevModeIsNotSwitchedOnByTheEnvironment(t *testing.T) {
-	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, env(map[string]string{"PRESENCE_DEV": "true"}), &syncBuffer{}, nil)
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, env(map[string]string{"PRESENCE_DEV": "true"}), &testkit.Buffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "no way to verify tokens") {
 		t.Fatalf("PRESENCE_DEV=true alone: %v, want the error for a missing key", err)
 	}
-	addr, logs, _ := startServer(t, nil, map[string]string{"PRESENCE_DEV": "true", "PRESENCE_JWT_SECRET": "production-secret-0123456789abcdef"})
-	if !strings.Contains(logs.String(), "PRESENCE_DEV is ignored") || strings.Contains(logs.String(), "development mode:") {
-		t.Fatalf("PRESENCE_DEV beside a real key must be ignored with a warning:\n%s", logs)
+	d := startDaemon(t, nil, map[string]string{"PRESENCE_DEV": "true", "PRESENCE_JWT_SECRET": "production-secret-0123456789abcdef"})
+	if !strings.Contains(d.logs.String(), "PRESENCE_DEV is ignored") || strings.Contains(d.logs.String(), "development mode:") {
+		t.Fatalf("PRESENCE_DEV beside a real key must be ignored with a warning:\n%s", d.logs)
 	}
-	resp, err := http.Post("http://"+addr+"/dev/token", "application/json", strings.NewReader(`{"user_id":1}`))
+	resp, err := http.Post(d.base+"/dev/token", "application/json", strings.NewReader(`{"user_id":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,13 +188,13 @@ func TestDevSecretKeepsTokensAcrossARestart(t *testing.T) {
 		{"a random key", []string{"-dev"}, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr, _, stop := startServer(t, tc.args, nil)
-			tok := devToken(t, addr, `{"user_id":7,"username":"dora"}`)
-			if err := stop(); err != nil {
+			d := startDaemon(t, tc.args, nil)
+			tok := d.devToken(t, 7, "dora")
+			if err := d.stop(t); err != nil {
 				t.Fatal(err)
 			}
-			addr, _, _ = startServer(t, tc.args, nil)
-			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/users/me/heartbeat", nil)
+			d = startDaemon(t, tc.args, nil)
+			req, _ := http.NewRequest(http.MethodPost, d.base+"/users/me/heartbeat", nil)
 			req.Header.Set("Authorization", "Bearer "+tok)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -10,25 +10,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/metrics/metricstest"
 )
-
-// devToken asks the daemon's POST /dev/token for a token of user id.
-func (d *daemon) devToken(t *testing.T, id int) string {
-	t.Helper()
-	resp, err := http.Post(d.base+"/dev/token", "application/json", strings.NewReader(fmt.Sprintf(`{"user_id":%d,"username":"u%d"}`, id, id)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
-		t.Fatalf("dev token: %d %v", resp.StatusCode, err)
-	}
-	return body.AccessToken
-}
 
 // dial opens a socket with token in the query, as a browser does.
 func (d *daemon) dial(t *testing.T, token string) *websocket.Conn {
@@ -84,21 +68,18 @@ func readType(t *testing.T, ws *websocket.Conn, typ string) map[string]any {
 // client may already have read it.
 func (d *daemon) waitMetrics(t *testing.T, what string, ok func(metricstest.Families) bool) metricstest.Families {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f := metricstest.Scrape(t, d.base+"/metrics")
-		if ok(f) {
-			return f
+	var f metricstest.Families
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if f = metricstest.Scrape(t, d.base+"/metrics"); !ok(f) {
+			return fmt.Errorf("metrics do not show %s", what)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics never showed %s within 10s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return f
 }
 
 func TestMetricsFollowRealTraffic(t *testing.T) {
-	d := startDaemon(t, "-max-queue-bytes", "1024")
+	d := startDaemon(t, []string{"-dev", "-max-queue-bytes", "1024"}, nil)
 	f := metricstest.Scrape(t, d.base+"/metrics")
 	// The database and cluster series exist with the memory store too.
 	if f.Count(t, "presenced_store_write_seconds", "op", "save") != 0 || f.Value(t, "presenced_cluster_nodes") != 0 {
@@ -106,7 +87,7 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 	}
 
 	begin := time.Now()
-	alice, bob := d.devToken(t, 1), d.devToken(t, 2)
+	alice, bob := d.devToken(t, int64(1), "u"), d.devToken(t, int64(2), "u")
 	wsAlice, wsBob := d.dial(t, alice), d.dial(t, bob)
 	// The hub takes a socket after its handshake; a pong proves alice's
 	// connection is in, so that her online event cannot reach bob later.
@@ -167,11 +148,11 @@ func TestMetricsFollowRealTraffic(t *testing.T) {
 	ids := make([]int, 20)
 	for i := range ids {
 		ids[i] = 100 + i
-		if code := d.request(t, "POST", "/users/me/heartbeat", d.devToken(t, ids[i]), ""); code != http.StatusOK {
+		if code := d.request(t, "POST", "/users/me/heartbeat", d.devToken(t, int64(ids[i]), "u"), ""); code != http.StatusOK {
 			t.Fatalf("heartbeat: %d", code)
 		}
 	}
-	wsSlow := d.dial(t, d.devToken(t, 3))
+	wsSlow := d.dial(t, d.devToken(t, int64(3), "u"))
 	if err := wsSlow.WriteJSON(map[string]any{"type": "subscribe", "user_ids": ids}); err != nil {
 		t.Fatal(err)
 	}

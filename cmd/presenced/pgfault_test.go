@@ -41,22 +41,6 @@ func proxiedNode(t *testing.T, name string) (direct string, p *faultproxy.Proxy,
 	return direct, p, startNode(t, u.String(), name)
 }
 
-// waitReadyz polls /readyz until it answers want, for at most 60s.
-func waitReadyz(t *testing.T, n *node, want int) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code, body := n.readyz()
-		if code == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d %s after 60s, want %d", code, body, want)
-		}
-		<-time.After(100 * time.Millisecond)
-	}
-}
-
 func busy(p presence) bool    { return p.IsBusy }
 func notBusy(p presence) bool { return !p.IsBusy }
 
@@ -76,12 +60,12 @@ func TestDatabasePartitionKeepsServingAndLosesNothing(t *testing.T) {
 	watcher.await(2, "busy during the partition", 20*time.Second, busy)
 	bob.request(`{"type":"ping"}`, "pong")
 	// The node notices that it cannot reach its database.
-	waitReadyz(t, n, http.StatusServiceUnavailable)
+	n.waitReadyz(http.StatusServiceUnavailable, 60*time.Second)
 
 	proxy.Restore()
 	// The acknowledged change reaches the database, and the node is ready.
 	pgtest.WaitUntil(t, direct, `SELECT coalesce(bool_and(busy AND wait_time = 7), false) FROM presence_status WHERE user_id = 2`)
-	waitReadyz(t, n, http.StatusOK)
+	n.waitReadyz(http.StatusOK, 60*time.Second)
 	// And it works as before: a new change is stored and delivered.
 	if code, body := rest(t, n, http.MethodPut, "/users/me/status", 2, "bob", `{"is_busy":false}`); code != http.StatusOK {
 		t.Fatalf("PUT after the partition: %d %s", code, body)
@@ -106,7 +90,7 @@ func TestDatabaseConnectionsResetAreReopened(t *testing.T) {
 		watcher.await(3, "the change after reset", 20*time.Second, func(p presence) bool { return p.WaitTime != nil && *p.WaitTime == wait })
 		pgtest.WaitUntil(t, direct, `SELECT coalesce(bool_and(wait_time = `+strconv.Itoa(wait)+`), false) FROM presence_status WHERE user_id = 3`)
 	}
-	waitReadyz(t, n, http.StatusOK)
+	n.waitReadyz(http.StatusOK, 60*time.Second)
 	if proxy.Links() == 0 {
 		t.Fatal("the node holds no database connection after the resets")
 	}
@@ -121,11 +105,11 @@ func TestDatabaseConnectionsResetAreReopened(t *testing.T) {
 func TestAStoreThatRefusesOneUserFailsThatUserAlone(t *testing.T) {
 	t.Parallel()
 	db := pgtest.Schema(t)
-	addr, logs, _ := startServer(t, []string{"-dev", "-database-url", db}, nil)
+	d := startDaemon(t, []string{"-dev", "-database-url", db}, nil)
 	execDB(t, db, `ALTER TABLE presence_status ADD CONSTRAINT refuse_666 CHECK (user_id <> 666)`)
 
-	refused := devToken(t, addr, `{"user_id":666,"username":"refused"}`)
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Authorization": {"Bearer " + refused}})
+	refused := d.devToken(t, 666, "refused")
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.addr+"/ws", http.Header{"Authorization": {"Bearer " + refused}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +120,12 @@ func TestAStoreThatRefusesOneUserFailsThatUserAlone(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != 1011 || !strings.Contains(ce.Text, "could not record this connection") {
 		t.Fatalf("the refused user's socket ended with %v, want close 1011 with a reason", err)
 	}
-	if !strings.Contains(logs.String(), "the store did not take the connect") {
-		t.Fatalf("no log line for the refused connect:\n%s", logs)
+	if !strings.Contains(d.logs.String(), "the store did not take the connect") {
+		t.Fatalf("no log line for the refused connect:\n%s", d.logs)
 	}
 	put := func(token, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest("PUT", "http://"+addr+"/users/me/status", strings.NewReader(body))
+		req, _ := http.NewRequest("PUT", d.base+"/users/me/status", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -159,8 +143,8 @@ func TestAStoreThatRefusesOneUserFailsThatUserAlone(t *testing.T) {
 	}
 
 	// Another user is served all along, and what they stored stays.
-	other := devToken(t, addr, `{"user_id":7,"username":"other"}`)
-	ows, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Authorization": {"Bearer " + other}})
+	other := d.devToken(t, 7, "other")
+	ows, _, err := websocket.DefaultDialer.Dial("ws://"+d.addr+"/ws", http.Header{"Authorization": {"Bearer " + other}})
 	if err != nil {
 		t.Fatal(err)
 	}

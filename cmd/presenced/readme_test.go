@@ -178,8 +178,8 @@ func TestReadmeQuickStartNeedsOnlyCurl(t *testing.T) {
 			t.Errorf("the quick start runs %q; it should need only curl (and sed)", word[1])
 		}
 	}
-	addr, _, _ := startServer(t, []string{"-dev"}, nil)
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", strings.ReplaceAll(script, "localhost:8080", addr))
+	d := startDaemon(t, []string{"-dev"}, nil)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", strings.ReplaceAll(script, "localhost:8080", d.addr))
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(curl)+":/usr/bin:/bin")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -54,35 +54,35 @@ func startupLine(t *testing.T, logs string) map[string]any {
 
 func TestStartupLineSaysWhatRunsAndWhere(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
-		addr, logs, _ := startServer(t, nil, map[string]string{"PRESENCE_JWT_SECRET": startupSecret})
-		rec := startupLine(t, logs.String())
-		if rec["level"] != "INFO" || rec["addr"] != addr || rec["version"] == "" || rec["version"] == nil ||
+		d := startDaemon(t, nil, map[string]string{"PRESENCE_JWT_SECRET": startupSecret})
+		rec := startupLine(t, d.logs.String())
+		if rec["level"] != "INFO" || rec["addr"] != d.addr || rec["version"] == "" || rec["version"] == nil ||
 			rec["store"] != "memory: statuses are lost at restart" || rec["dev"] != false || rec["dev_secret"] != nil {
 			t.Fatalf("start-up line: %v", rec)
 		}
 	})
 	t.Run("admin listener", func(t *testing.T) {
-		_, logs, _ := startServer(t, []string{"-admin-addr", "127.0.0.1:0"}, map[string]string{"PRESENCE_JWT_SECRET": startupSecret})
-		rec := startupLine(t, logs.String())
+		d := startDaemon(t, []string{"-admin-addr", "127.0.0.1:0"}, map[string]string{"PRESENCE_JWT_SECRET": startupSecret})
+		rec := startupLine(t, d.logs.String())
 		if admin, _ := rec["admin_addr"].(string); !strings.HasPrefix(admin, "127.0.0.1:") || admin == rec["addr"] {
 			t.Fatalf("start-up line with -admin-addr: %v", rec)
 		}
 	})
 	t.Run("dev with a made-up secret", func(t *testing.T) {
-		_, logs, _ := startServer(t, []string{"-dev"}, nil)
-		rec := startupLine(t, logs.String())
+		d := startDaemon(t, []string{"-dev"}, nil)
+		rec := startupLine(t, d.logs.String())
 		if rec["level"] != "WARN" || rec["dev"] != true || !strings.HasPrefix(rec["dev_secret"].(string), "made up at start") ||
 			!strings.Contains(rec["warning"].(string), "never use -dev in production") {
 			t.Fatalf("start-up line of -dev: %v", rec)
 		}
 	})
 	t.Run("dev with -dev-secret", func(t *testing.T) {
-		_, logs, _ := startServer(t, []string{"-dev", "-dev-secret", startupSecret}, nil)
-		rec := startupLine(t, logs.String())
+		d := startDaemon(t, []string{"-dev", "-dev-secret", startupSecret}, nil)
+		rec := startupLine(t, d.logs.String())
 		if rec["dev"] != true || rec["dev_secret"] != "from -dev-secret" {
 			t.Fatalf("start-up line of -dev -dev-secret: %v", rec)
 		}
-		if strings.Contains(logs.String(), startupSecret) {
+		if strings.Contains(d.logs.String(), startupSecret) {
 			t.Fatal("the secret is in the log")
 		}
 	})
@@ -292,8 +292,8 @@ func TestUsernameClaimIsConfigurable(t *testing.T) {
 		return p.Username
 	}
 	vars := map[string]string{"PRESENCE_JWT_SECRET": startupSecret}
-	addr, _, _ := startServer(t, nil, vars)
-	base := "http://" + addr
+	d := startDaemon(t, nil, vars)
+	base := d.base
 	if got := nameOf(base, 1, sign(jwt.MapClaims{"sub": "1", "preferred_username": "alice.p", "name": "Alice P."})); got != "alice.p" {
 		t.Errorf("by default preferred_username comes before name: got %q", got)
 	}
@@ -302,13 +302,13 @@ func TestUsernameClaimIsConfigurable(t *testing.T) {
 	}
 
 	vars["PRESENCE_JWT_USERNAME_CLAIM"] = "nickname, name"
-	addr, _, _ = startServer(t, nil, vars)
-	base = "http://" + addr
+	d = startDaemon(t, nil, vars)
+	base = d.base
 	if got := nameOf(base, 3, sign(jwt.MapClaims{"sub": "3", "username": "carol", "nickname": "cc", "name": "Carol C."})); got != "cc" {
 		t.Errorf("PRESENCE_JWT_USERNAME_CLAIM=nickname,name: got %q", got)
 	}
-	addr, _, _ = startServer(t, []string{"-jwt-username-claim", "name"}, vars)
-	if got := nameOf("http://"+addr, 4, sign(jwt.MapClaims{"sub": "4", "nickname": "dd", "name": "Dave D."})); got != "Dave D." {
+	d = startDaemon(t, []string{"-jwt-username-claim", "name"}, vars)
+	if got := nameOf(d.base, 4, sign(jwt.MapClaims{"sub": "4", "nickname": "dd", "name": "Dave D."})); got != "Dave D." {
 		t.Errorf("-jwt-username-claim name, over the variable: got %q", got)
 	}
 }

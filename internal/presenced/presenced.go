@@ -292,8 +292,10 @@ func (s *Server) run(ctx context.Context) error {
 
 	if err == nil {
 		// Say not ready and give load balancers the delay to notice.
-		s.log.Info("shutting down", "delay", s.opts.ShutdownDelay)
+		// The line comes once readiness is withdrawn, so that whoever
+		// reads it (a test) knows /readyz answers 503.
 		s.transport.Drain()
+		s.log.Info("shutting down", "delay", s.opts.ShutdownDelay)
 		if s.opts.ShutdownDelay > 0 {
 			delay := time.NewTimer(s.opts.ShutdownDelay)
 			select {

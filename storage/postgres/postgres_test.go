@@ -20,6 +20,7 @@ import (
 	"github.com/presenced/presenced/internal/faultproxy"
 	"github.com/presenced/presenced/internal/needs"
 	"github.com/presenced/presenced/internal/pgtest"
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/storage/storetest"
 )
 
@@ -282,13 +283,12 @@ func TestListenerComesBackAndResyncs(t *testing.T) {
 		return c.Snapshot && hasRecord(9, func(r hub.Record) bool { return r.Version >= rec.Version && r.Online })(c)
 	})
 	// Ready again once the resync is delivered.
-	deadline := time.Now().Add(10 * time.Second)
-	for b.CheckListener(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("listener not ready 10s after its resync: %v", b.CheckListener(ctx))
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if err := b.CheckListener(ctx); err != nil {
+			return fmt.Errorf("listener not ready after its resync: %w", err)
 		}
-		<-time.After(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestSilentListenerIsFoundAndReplaced(t *testing.T) {
@@ -312,13 +312,12 @@ func TestSilentListenerIsFoundAndReplaced(t *testing.T) {
 	// The network drops b's traffic without a word: no FIN, no reset.
 	proxy.Blackhole()
 	lost := time.Now()
-	deadline := lost.Add(20 * time.Second)
-	for b.CheckListener(ctx) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("a silent listening connection went unnoticed for 20s")
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if b.CheckListener(ctx) == nil {
+			return errors.New("a silent listening connection goes unnoticed")
 		}
-		<-time.After(20 * time.Millisecond)
-	}
+		return nil
+	})
 	t.Logf("silent listener found after %v (ping after %v of silence, 5s to answer)", time.Since(lost), 300*time.Millisecond)
 	rec, err := a.Apply(ctx, hub.Op{Kind: hub.OpConnect, UserID: 7, Username: "unheard"})
 	if err != nil {
@@ -331,7 +330,7 @@ func TestSilentListenerIsFoundAndReplaced(t *testing.T) {
 func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
 	url := pgtest.Schema(t)
 	t.Parallel()
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	fast := Config{LeaseTTL: time.Second, SweepInterval: 200 * time.Millisecond, Grace: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}
 	cfgA, cfgB, cfgC := fast, fast, fast
@@ -359,8 +358,8 @@ func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
 	}
 	// The death is logged once, by the node whose sweep removed it, and
 	// the sweep says how many users it turned offline.
-	logs.waitFor(t, `msg="node died: its lease ran out" node_id=a`)
-	logs.waitFor(t, `msg="swept users of dead nodes and expired heartbeats" users=1 turned_offline=1`)
+	waitOnce(t, logs, `msg="node died: its lease ran out" node_id=a`)
+	waitOnce(t, logs, `msg="swept users of dead nodes and expired heartbeats" users=1 turned_offline=1`)
 	// c stops gracefully: its user stays online for the grace, then not.
 	stopped := time.Now()
 	if err := c.Close(ctx); err != nil {
@@ -373,44 +372,23 @@ func TestDeadNodeIsSweptAndGracefulStopKeepsGrace(t *testing.T) {
 	// The sweep removes the nodes once their users are decided, and tells
 	// a stop from a death.
 	pgtest.WaitUntil(t, url, `SELECT array_agg(node_id) = ARRAY['b'] FROM presence_nodes`)
-	logs.waitFor(t, `msg="node left: it stopped and its grace ended" node_id=c`)
+	waitOnce(t, logs, `msg="node left: it stopped and its grace ended" node_id=c`)
 	if strings.Contains(logs.String(), `msg="node died: its lease ran out" node_id=c`) {
 		t.Fatalf("a graceful stop logged as a death:\n%s", logs.String())
 	}
 }
 
-// logBuffer collects a store's log lines for a test to wait on.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) waitFor(t *testing.T, line string) {
+// waitOnce waits until logs hold line, and fails the test if they hold
+// it more than once.
+func waitOnce(t *testing.T, logs *testkit.Buffer, line string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b.mu.Lock()
-		logs := b.buf.String()
-		b.mu.Unlock()
-		if n := strings.Count(logs, line); n == 1 {
-			return
-		} else if n > 1 || time.Now().After(deadline) {
-			t.Fatalf("%q logged %d times, want once:\n%s", line, n, logs)
+	logs.Await(t, 20*time.Second, "line "+line, func(s string) bool {
+		n := strings.Count(s, line)
+		if n > 1 {
+			t.Fatalf("%q logged %d times, want once:\n%s", line, n, s)
 		}
-		<-time.After(20 * time.Millisecond)
-	}
+		return n == 1
+	})
 }
 
 // countNodes is a hub.StoreObserver that keeps the latest node count.

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/presenced/presenced/hub"
+	"github.com/presenced/presenced/internal/testkit"
 	"github.com/presenced/presenced/storage/memory"
 	"github.com/presenced/presenced/transport"
 	"github.com/presenced/presenced/transport/webhook"
@@ -119,13 +121,25 @@ func (r *receiver) await(n int) []event {
 	}
 }
 
-// counts records what the sender reports.
-type counts struct{ sent, retried, failed, dropped atomic.Int64 }
+// counts records what the sender reports, and tells a waiting test of
+// each report.
+type counts struct {
+	sent, retried, failed, dropped atomic.Int64
+	reported                       testkit.Buffer // one line per report, to await
+}
 
-func (c *counts) WebhookSent(_ string, n int)    { c.sent.Add(int64(n)) }
-func (c *counts) WebhookRetried(string)          { c.retried.Add(1) }
-func (c *counts) WebhookFailed(_ string, n int)  { c.failed.Add(int64(n)) }
-func (c *counts) WebhookDropped(_ string, n int) { c.dropped.Add(int64(n)) }
+func (c *counts) WebhookSent(_ string, n int)    { c.sent.Add(int64(n)); c.report() }
+func (c *counts) WebhookRetried(string)          { c.retried.Add(1); c.report() }
+func (c *counts) WebhookFailed(_ string, n int)  { c.failed.Add(int64(n)); c.report() }
+func (c *counts) WebhookDropped(_ string, n int) { c.dropped.Add(int64(n)); c.report() }
+
+func (c *counts) report() { _, _ = c.reported.Write([]byte("report\n")) }
+
+// await waits until ok holds, looking again after each report.
+func (c *counts) await(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	c.reported.Await(t, 20*time.Second, what, func(string) bool { return ok() })
+}
 
 // start runs a sender over store's outbox to urls until the test ends.
 func start(t *testing.T, store *memory.Store, cfg webhook.Config) *counts {
@@ -197,12 +211,7 @@ func TestEventsReachEachURLSignedBatchedAndInOrder(t *testing.T) {
 			t.Fatalf("%d requests for 7 events that waited together, want one", reqs)
 		}
 	}
-	for deadline := time.Now().Add(20 * time.Second); c.sent.Load() != 14; {
-		if time.Now().After(deadline) {
-			t.Fatalf("sent %d, want 14", c.sent.Load())
-		}
-		<-time.After(10 * time.Millisecond) // polling a counter
-	}
+	c.await(t, "report of 14 events sent", func() bool { return c.sent.Load() == 14 })
 }
 
 func TestRetriesOn5xx429AndTimeoutsLoseNothing(t *testing.T) {
@@ -223,12 +232,7 @@ func TestRetriesOn5xx429AndTimeoutsLoseNothing(t *testing.T) {
 			apply(t, store, busy(2, n))
 		}
 		// The sender keeps trying while the receiver fails.
-		for deadline := time.Now().Add(20 * time.Second); c.retried.Load() < before+2; {
-			if time.Now().After(deadline) {
-				t.Fatalf("no retries on %d/%v", fault.status, fault.delay)
-			}
-			<-time.After(10 * time.Millisecond) // polling a counter
-		}
+		c.await(t, fmt.Sprintf("retries on %d/%v", fault.status, fault.delay), func() bool { return c.retried.Load() >= before+2 })
 		r.answer(0, 0)
 		got := r.await(n)
 		for i, e := range got {
@@ -250,12 +254,7 @@ func TestARefusalIsGivenUpAndTheNextEventsFlow(t *testing.T) {
 	r.answer(http.StatusBadRequest, 0)
 	c := start(t, store, webhook.Config{URLs: []string{r.srv.URL}, Signer: signer})
 	apply(t, store, busy(3, 1))
-	for deadline := time.Now().Add(20 * time.Second); c.failed.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("a 400 was not given up")
-		}
-		<-time.After(10 * time.Millisecond) // polling a counter
-	}
+	c.await(t, "report of the 400 given up", func() bool { return c.failed.Load() != 0 })
 	r.answer(0, 0)
 	apply(t, store, busy(3, 2))
 	if got := r.await(1); len(got) != 1 || got[0].Data["wait_time"] != float64(2) {
@@ -276,12 +275,7 @@ func TestTooManyWaitingDropsTheOldest(t *testing.T) {
 		apply(t, store, busy(4, i+1))
 	}
 	c := start(t, store, webhook.Config{URLs: []string{r.srv.URL}, Signer: signer, MaxQueue: 10})
-	for deadline := time.Now().Add(20 * time.Second); c.dropped.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing dropped")
-		}
-		<-time.After(10 * time.Millisecond) // polling a counter
-	}
+	c.await(t, "report of a drop", func() bool { return c.dropped.Load() != 0 })
 	r.answer(0, 0)
 	got := r.await(10)
 	if c.dropped.Load() != 20 || len(got) != 10 || got[0].Data["wait_time"] != float64(21) || got[9].Data["wait_time"] != float64(30) {
