@@ -109,13 +109,21 @@ type Config struct {
 	Issuer string
 	// Audience, when set, must be one of the token's aud values.
 	Audience string
-	// Leeway is the clock skew allowed on exp, nbf and iat. Default 0.
+	// Leeway is the clock skew allowed on exp, nbf and iat. Zero allows
+	// none (DefaultConfig sets 30s).
 	Leeway time.Duration
 	// UsernameClaims are the claims that may carry the display name, in
 	// order: the first that holds a non-empty string wins. Auth servers
 	// differ (OpenID Connect names preferred_username and name), so the
 	// default, DefaultUsernameClaims, takes the common ones.
 	UsernameClaims []string
+}
+
+// DefaultConfig returns presenced's defaults: the values that the zero
+// JWKS fields stand for, and a leeway of 30s for clock skew, which a zero
+// Leeway turns off. presenced's flags and README show them.
+func DefaultConfig() Config {
+	return Config{JWKSMaxAge: time.Hour, JWKSMinRefresh: time.Minute, Leeway: 30 * time.Second, UsernameClaims: DefaultUsernameClaims}
 }
 
 // DefaultUsernameClaims are the claims read for the display name when

@@ -61,10 +61,10 @@ func newJWKS(cfg Config) (*jwks, error) {
 		j.client = &http.Client{Timeout: 10 * time.Second}
 	}
 	if j.maxAge == 0 {
-		j.maxAge = time.Hour
+		j.maxAge = DefaultConfig().JWKSMaxAge
 	}
 	if j.minRefresh == 0 {
-		j.minRefresh = time.Minute
+		j.minRefresh = DefaultConfig().JWKSMinRefresh
 	}
 	return j, nil
 }

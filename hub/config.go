@@ -47,32 +47,35 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultConfig returns the values that the zero fields stand for:
+// presenced's defaults, which its flags and README show.
+func DefaultConfig() Config {
+	return Config{
+		Grace: 5 * time.Second, HeartbeatTTL: 90 * time.Second, FlushInterval: 5 * time.Second,
+		MaxQueueBytes: 256 << 10, MaxSubscriptions: 1000, MaxSessionsPerUser: 20,
+		MaxPendingWrites: 10000, StoreTimeout: 5 * time.Second,
+	}
+}
+
 func (c *Config) setDefaults() {
-	if c.Grace == 0 {
-		c.Grace = 5 * time.Second
-	}
-	if c.HeartbeatTTL == 0 {
-		c.HeartbeatTTL = 90 * time.Second
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = 5 * time.Second
-	}
-	if c.MaxQueueBytes == 0 {
-		c.MaxQueueBytes = 256 << 10
-	}
-	if c.MaxSubscriptions == 0 {
-		c.MaxSubscriptions = 1000
-	}
-	if c.MaxSessionsPerUser == 0 {
-		c.MaxSessionsPerUser = 20
-	}
-	if c.MaxPendingWrites == 0 {
-		c.MaxPendingWrites = 10000
-	}
-	if c.StoreTimeout == 0 {
-		c.StoreTimeout = 5 * time.Second
-	}
+	d := DefaultConfig()
+	orDefault(&c.Grace, d.Grace)
+	orDefault(&c.HeartbeatTTL, d.HeartbeatTTL)
+	orDefault(&c.FlushInterval, d.FlushInterval)
+	orDefault(&c.MaxQueueBytes, d.MaxQueueBytes)
+	orDefault(&c.MaxSubscriptions, d.MaxSubscriptions)
+	orDefault(&c.MaxSessionsPerUser, d.MaxSessionsPerUser)
+	orDefault(&c.MaxPendingWrites, d.MaxPendingWrites)
+	orDefault(&c.StoreTimeout, d.StoreTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+}
+
+// orDefault sets a zero *v to d.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }

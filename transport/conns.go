@@ -47,22 +47,20 @@ type ConnConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultConnConfig returns the values that the zero fields stand for,
+// which presenced's flags and README show. WriteTimeout is left zero: it
+// follows ReadTimeout.
+func DefaultConnConfig() ConnConfig {
+	return ConnConfig{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 90 * time.Second, MaxIdleConns: 10_000}
+}
+
 func (c *ConnConfig) setDefaults() {
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = 10 * time.Second
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 30 * time.Second
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = c.ReadTimeout + 10*time.Second
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 90 * time.Second
-	}
-	if c.MaxIdleConns == 0 {
-		c.MaxIdleConns = 10_000
-	}
+	d := DefaultConnConfig()
+	orDefault(&c.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	orDefault(&c.ReadTimeout, d.ReadTimeout)
+	orDefault(&c.WriteTimeout, c.ReadTimeout+10*time.Second)
+	orDefault(&c.IdleTimeout, d.IdleTimeout)
+	orDefault(&c.MaxIdleConns, d.MaxIdleConns)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -85,7 +85,8 @@ type Config struct {
 	MaxUsernameLength int
 	// MaxBadMessages closes a socket with 4400 after this many invalid
 	// messages in a row (each is answered with an error first); a valid
-	// message starts the count again. Zero means no limit.
+	// message starts the count again. Zero means no limit (DefaultConfig
+	// sets 10).
 	MaxBadMessages int
 	// AllowedOrigins lists the browser origins (scheme://host[:port])
 	// besides the server's own that may open a socket. Requests without
@@ -100,27 +101,27 @@ type Config struct {
 	// may send, with bursts of MessageBurst (default: one second's worth).
 	// A message over the limit is dropped and answered with an error,
 	// once; a client that goes on sending another burst's worth is closed
-	// with 4429. Zero means no limit (presenced's flag sets 20, burst 40).
+	// with 4429. Zero means no limit (DefaultConfig sets 20, burst 40).
 	MessagesPerSecond float64
 	MessageBurst      int
 	// RequestsPerSecond is the steady rate of REST requests one user may
 	// make (all devices together), with bursts of RequestBurst (default:
 	// one second's worth); more get 429 with Retry-After. Zero means no
-	// limit (presenced's flag sets 10, burst 20).
+	// limit (DefaultConfig sets 10, burst 20).
 	RequestsPerSecond float64
 	RequestBurst      int
 	// SocketsPerSecondPerIP is the steady rate of new sockets from one
 	// client address (an IPv4 address or an IPv6 /64), with bursts of
 	// SocketBurstPerIP (default: one second's worth); more get 429 with
-	// Retry-After before the upgrade. Zero means no limit (presenced's
-	// flag sets 5, burst 20).
+	// Retry-After before the upgrade. Zero means no limit (DefaultConfig
+	// sets 5, burst 20).
 	SocketsPerSecondPerIP float64
 	SocketBurstPerIP      int
 	// SocketsPerSecond is the steady rate of new sockets the whole server
 	// admits, with bursts of SocketBurst (default: one second's worth);
 	// more get 503 with Retry-After before the upgrade, so that a
 	// reconnect storm after a restart is admitted at a pace the server
-	// can serve. Zero means no limit (presenced's flag sets 500, burst
+	// can serve. Zero means no limit (DefaultConfig sets 500, burst
 	// 500).
 	SocketsPerSecond float64
 	SocketBurst      int
@@ -155,25 +156,29 @@ type Config struct {
 	WatchPolicy WatchPolicy
 }
 
+// DefaultConfig returns presenced's defaults: the values that the zero
+// fields stand for, and the rate limits a server that faces the internet
+// should keep, which a zero field turns off. presenced's flags and README
+// show them.
+func DefaultConfig() Config {
+	return Config{
+		PingInterval: 25 * time.Second, PongTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		MaxMessageBytes: 16 << 10, MaxIDsPerRequest: 100, MaxUsernameLength: 64, MaxBadMessages: 10,
+		MessagesPerSecond: 20, MessageBurst: 40, RequestsPerSecond: 10, RequestBurst: 20,
+		SocketsPerSecondPerIP: 5, SocketBurstPerIP: 20, SocketsPerSecond: 500, SocketBurst: 500,
+		MaxLimiterKeys: 100_000,
+	}
+}
+
 func (c *Config) setDefaults() {
-	if c.PingInterval == 0 {
-		c.PingInterval = 25 * time.Second
-	}
-	if c.PongTimeout == 0 {
-		c.PongTimeout = 10 * time.Second
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = 16 << 10
-	}
-	if c.MaxIDsPerRequest == 0 {
-		c.MaxIDsPerRequest = 100
-	}
-	if c.MaxUsernameLength == 0 {
-		c.MaxUsernameLength = 64
-	}
+	d := DefaultConfig()
+	orDefault(&c.PingInterval, d.PingInterval)
+	orDefault(&c.PongTimeout, d.PongTimeout)
+	orDefault(&c.WriteTimeout, d.WriteTimeout)
+	orDefault(&c.MaxMessageBytes, d.MaxMessageBytes)
+	orDefault(&c.MaxIDsPerRequest, d.MaxIDsPerRequest)
+	orDefault(&c.MaxUsernameLength, d.MaxUsernameLength)
+	orDefault(&c.MaxLimiterKeys, d.MaxLimiterKeys)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -187,8 +192,13 @@ func (c *Config) setDefaults() {
 	defaultBurst(c.RequestsPerSecond, &c.RequestBurst)
 	defaultBurst(c.SocketsPerSecondPerIP, &c.SocketBurstPerIP)
 	defaultBurst(c.SocketsPerSecond, &c.SocketBurst)
-	if c.MaxLimiterKeys == 0 {
-		c.MaxLimiterKeys = 100_000
+}
+
+// orDefault sets a zero *v to d.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 

@@ -48,6 +48,12 @@ type CallbackConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultCallbackConfig returns the values that the zero fields stand
+// for, which presenced's flags and README show.
+func DefaultCallbackConfig() CallbackConfig {
+	return CallbackConfig{TTL: 60 * time.Second, Timeout: 2 * time.Second, MaxEntries: 100_000}
+}
+
 // CallbackPolicy asks the app's backend whom a user may read: a signed
 // POST of {"watcher_id":1,"user_ids":[2,3]} to the configured URL, whose
 // answer {"allowed":[2]} lists the ids the watcher may read (any other id
@@ -83,17 +89,18 @@ func NewCallbackPolicy(cfg CallbackConfig) (*CallbackPolicy, error) {
 	if cfg.Signer == nil {
 		return nil, errors.New("the watch authorization callback needs a signer: requests to it are signed like webhooks")
 	}
+	d := DefaultCallbackConfig()
 	if cfg.TTL <= 0 {
-		cfg.TTL = 60 * time.Second
+		cfg.TTL = d.TTL
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 2 * time.Second
+		cfg.Timeout = d.Timeout
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if cfg.MaxEntries <= 0 {
-		cfg.MaxEntries = 100_000
+		cfg.MaxEntries = d.MaxEntries
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -77,6 +77,20 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultOptions returns presenced's defaults: each part's DefaultConfig,
+// the public address and the shutdown bound. They are written only in
+// the parts; cmd/presenced's flags take theirs from here, and the README
+// shows them. A zero field given to Open stands for the same value, but
+// where zero turns a limit off (the rates, the token leeway).
+func DefaultOptions() Options {
+	return Options{
+		Addr: ":8080", Conn: transport.DefaultConnConfig(), Auth: auth.DefaultConfig(),
+		Hub: hub.DefaultConfig(), Transport: transport.DefaultConfig(),
+		Postgres: postgres.DefaultConfig(), Webhook: webhook.DefaultConfig(),
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
 // SettingError is an error that shows only when a setting is used: a
 // port already taken, a database that does not answer. Setting names the
 // Options field, so that the caller can name it as its user wrote it.
@@ -132,7 +146,7 @@ func Open(ctx context.Context, o Options) (*Server, error) {
 		o.Logger = slog.Default()
 	}
 	if o.ShutdownTimeout == 0 {
-		o.ShutdownTimeout = 15 * time.Second
+		o.ShutdownTimeout = DefaultOptions().ShutdownTimeout
 	}
 	log := o.Logger
 	s := &Server{log: log, opts: o, hubExited: make(chan struct{}), runStarted: make(chan struct{})}
@@ -368,7 +382,13 @@ func openStore(ctx context.Context, o *Options, m *metrics.Metrics) (storage, er
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	pcfg := o.Postgres
-	pcfg.Grace, pcfg.WebhookURLs, pcfg.Observer, pcfg.Logger = o.Hub.Grace, o.Webhook.URLs, m, o.Logger
+	// One grace rules both: how long a user stays online after their
+	// last socket, and after this node stops.
+	pcfg.Grace = o.Hub.Grace
+	if pcfg.Grace == 0 {
+		pcfg.Grace = hub.DefaultConfig().Grace
+	}
+	pcfg.WebhookURLs, pcfg.Observer, pcfg.Logger = o.Webhook.URLs, m, o.Logger
 	pg, err := postgres.Open(openCtx, o.DatabaseURL, pcfg)
 	if err != nil {
 		// The URL is not repeated: it may hold a password. pgx lists a

@@ -51,7 +51,8 @@ type Config struct {
 	SweepInterval time.Duration
 	// Grace is how long this node's users stay online after it stops
 	// gracefully, so that they can reconnect to another node without an
-	// offline flap. It should equal the hub's grace. Default 5s.
+	// offline flap: the hub's grace, which internal/presenced passes, so
+	// that one setting rules both. Default: the hub's default, 5s.
 	Grace time.Duration
 	// ListenerPing is how long the listening connection may stay silent
 	// before the node checks that it is still alive; a check that takes
@@ -69,6 +70,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultConfig returns the values that the zero fields stand for, but
+// NodeID, which is made anew at every start; presenced's flags and README
+// show them.
+func DefaultConfig() Config {
+	return Config{LeaseTTL: 15 * time.Second, SweepInterval: 5 * time.Second, Grace: hub.DefaultConfig().Grace, ListenerPing: 10 * time.Second}
+}
+
 func (c *Config) setDefaults() {
 	if c.NodeID == "" {
 		host, _ := os.Hostname()
@@ -76,17 +84,18 @@ func (c *Config) setDefaults() {
 		_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 		c.NodeID = host + "-" + hex.EncodeToString(b)
 	}
+	d := DefaultConfig()
 	if c.LeaseTTL == 0 {
-		c.LeaseTTL = 15 * time.Second
+		c.LeaseTTL = d.LeaseTTL
 	}
 	if c.SweepInterval == 0 {
-		c.SweepInterval = 5 * time.Second
+		c.SweepInterval = d.SweepInterval
 	}
 	if c.Grace == 0 {
-		c.Grace = 5 * time.Second
+		c.Grace = d.Grace
 	}
 	if c.ListenerPing == 0 {
-		c.ListenerPing = 10 * time.Second
+		c.ListenerPing = d.ListenerPing
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -72,27 +72,34 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultConfig returns the values that the zero fields stand for, but
+// Client, Observer and Logger; presenced's flags and README show them.
+func DefaultConfig() Config {
+	return Config{MaxBatch: 100, MaxQueue: 10000, MinBackoff: time.Second, MaxBackoff: time.Minute, Poll: 250 * time.Millisecond, UserAgent: "presenced"}
+}
+
 func (c *Config) setDefaults() {
 	if c.Client == nil {
 		c.Client = &http.Client{Timeout: 10 * time.Second}
 	}
+	d := DefaultConfig()
 	if c.MaxBatch == 0 {
-		c.MaxBatch = 100
+		c.MaxBatch = d.MaxBatch
 	}
 	if c.MaxQueue == 0 {
-		c.MaxQueue = 10000
+		c.MaxQueue = d.MaxQueue
 	}
 	if c.MinBackoff == 0 {
-		c.MinBackoff = time.Second
+		c.MinBackoff = d.MinBackoff
 	}
 	if c.MaxBackoff == 0 {
-		c.MaxBackoff = time.Minute
+		c.MaxBackoff = d.MaxBackoff
 	}
 	if c.Poll == 0 {
-		c.Poll = 250 * time.Millisecond
+		c.Poll = d.Poll
 	}
 	if c.UserAgent == "" {
-		c.UserAgent = "presenced"
+		c.UserAgent = d.UserAgent
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
