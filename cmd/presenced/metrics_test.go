@@ -32,19 +32,12 @@ func (d *daemon) request(t *testing.T, method, path, token, body string) int {
 	return requestStatus(t, method, d.base+path, token, body)
 }
 
+// requestStatus sends a REST request with a bearer token and returns the
+// status.
 func requestStatus(t *testing.T, method, url, token, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	code, _ := call(t, method, url, token, body)
+	return code
 }
 
 // readType reads frames until one of type typ arrives.
