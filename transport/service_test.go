@@ -52,7 +52,20 @@ func TestServiceMarksBothPartiesOfACallBusy(t *testing.T) {
 	svc := serviceToken(t, secret, "call-service")
 	alice, bob := e.dial(e.token(1, "alice")), e.dial(e.token(2, "bob"))
 	carol := e.dial(e.token(3, "carol"))
-	carol.subscribe(1, 2)
+	// A socket's connect may reach the hub after the subscribe: wait for
+	// the online events the snapshot does not already hold, so that they
+	// are not taken for the service's changes below.
+	snapshot := map[float64]bool{}
+	for _, p := range carol.subscribe(1, 2) {
+		if p, ok := p.(map[string]any); ok && p["is_online"] == true {
+			snapshot[p["user_id"].(float64)] = true
+		}
+	}
+	for _, id := range []int64{1, 2} {
+		if !snapshot[float64(id)] {
+			carol.presence(id, true)
+		}
+	}
 
 	for _, w := range []struct {
 		method string
