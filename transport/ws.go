@@ -113,7 +113,10 @@ type conn struct {
 	ws   *websocket.Conn
 	sess *hub.Session
 	id   Identity
-	log  *slog.Logger // carries conn_id, request_id and user_id
+	// reqID is the request id of the upgrade, for the socket's own log
+	// lines. They are at debug level: a logger carrying the socket's
+	// attributes, made for every socket, cost an idle one about 200 bytes.
+	reqID string
 
 	readerDone chan struct{} // closed by the reader when it ends, which then wakes the writer
 	// expiry carries a refreshed token's end from the reader to the
@@ -218,14 +221,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ri := infoOf(r.Context())
 	ri.userID, ri.connID = id.UserID, sess.ID
-	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{}), expiry: make(chan time.Time, 1),
-		log: s.log.With("conn_id", sess.ID, "request_id", ri.id, "user_id", id.UserID)}
+	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{}), expiry: make(chan time.Time, 1), reqID: ri.id}
 	c.watch.who = id
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if s.cfg.MessagesPerSecond > 0 {
 		c.msgLimit = rate.NewLimiter(rate.Limit(s.cfg.MessagesPerSecond), s.cfg.MessageBurst)
 	}
-	c.log.Debug("socket open")
+	c.logDebug("socket open")
 	// The reader gets a goroutine of its own so that this handler returns:
 	// net/http then lets go of the request, its 4 KiB read and write
 	// buffers and a deep stack, which would otherwise stay with every idle
@@ -369,7 +371,15 @@ func (c *conn) logClosed(readErr error) {
 			}
 		}
 	}
-	c.log.Debug("socket closed", "by", by, "code", code, "err", readErr)
+	c.logDebug("socket closed", "by", by, "code", code, "err", readErr)
+}
+
+// logDebug writes one of the socket's lines, with conn_id, request_id and
+// user_id, when the log takes debug lines.
+func (c *conn) logDebug(msg string, args ...any) {
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.s.log.Debug(msg, append([]any{"conn_id", c.sess.ID, "request_id", c.reqID, "user_id", c.id.UserID}, args...)...)
+	}
 }
 
 // underRate takes a token from the socket's message rate, and reports
