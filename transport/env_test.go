@@ -128,9 +128,21 @@ func (e *env) doWith(method, path, token, body string, header http.Header) respo
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	resp, b := send(e.t, e.srv.Client(), method, e.srv.URL+path, token, rd, header)
+	checkAnswer(e.t, e.srv.URL, method, path, token, body, resp, b)
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK && !strings.HasPrefix(ct, "application/json") && method != http.MethodHead {
+		e.t.Errorf("%s %s: %d with Content-Type %q, want JSON", method, path, resp.StatusCode, ct)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: bytes.TrimSpace(b)}
+}
+
+// send makes one request, with header and, unless token is empty, the
+// token as its bearer, and returns the answer with its body read.
+func send(t *testing.T, c *http.Client, method, url, token string, body io.Reader, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -138,20 +150,16 @@ func (e *env) doWith(method, path, token, body string, header http.Header) respo
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := e.srv.Client().Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	checkAnswer(e.t, e.srv.URL, method, path, token, body, resp, b)
-	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK && !strings.HasPrefix(ct, "application/json") && method != http.MethodHead {
-		e.t.Errorf("%s %s: %d with Content-Type %q, want JSON", method, path, resp.StatusCode, ct)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: bytes.TrimSpace(b)}
+	return resp, b
 }
 
 // client is a real WebSocket client. Like a real app it reads all the

@@ -98,26 +98,11 @@ func (e *opsEnv) do(method, path, token string, body io.Reader, header ...string
 
 func (e *opsEnv) doAt(base, method, path, token string, body io.Reader, header ...string) (*http.Response, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, base+path, body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	h := http.Header{}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		h.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return resp, b
+	return send(e.t, http.DefaultClient, method, base+path, token, body, h)
 }
 
 // logLines returns every log line written so far, each decoded.
