@@ -8,8 +8,10 @@
 #
 # DIR (default /tmp/presenced-profile-CASE) receives cpu.pprof, trace.out,
 # bench.json (the tool's line), metrics.before and metrics.after (the
-# admin listener's /metrics), and summary.txt: the top of the profile, and
-# per delivery the bytes allocated, the collections and the server's CPU.
+# admin listener's /metrics), and summary.txt: per delivery the bytes
+# allocated, the collections and the server's CPU, how long the goroutines
+# on a change's way waited to run (bench/tracewait), and the top of the
+# profile.
 # Read the trace with `go tool trace DIR/trace.out`. SERVER_ENV (e.g.
 # GOGC=200) is passed to the server.
 set -euo pipefail
@@ -64,6 +66,8 @@ delivered=$(grep -o '"delivered":[0-9]*' "$dir/bench.json" | cut -d: -f2)
 	awk -v a="$(metric go_memstats_alloc_bytes_total "$dir/metrics.before")" -v b="$(metric go_memstats_alloc_bytes_total "$dir/metrics.after")" \
 		-v g0="$(metric go_gc_duration_seconds_count "$dir/metrics.before")" -v g1="$(metric go_gc_duration_seconds_count "$dir/metrics.after")" \
 		-v d="$delivered" 'BEGIN { printf "allocated %.0f B per delivery, %d collections over %d deliveries (whole run, connecting included)\n", (b - a) / d, g1 - g0, d }'
+	echo "scheduler waits during the trace (bench/tracewait):"
+	go tool trace -d=parsed "$dir/trace.out" 2>/dev/null | go run ./bench/tracewait
 	go tool pprof -top -nodecount 40 "$BIN/presenced" "$dir/cpu.pprof" 2>/dev/null
 } >"$dir/summary.txt"
 cp "$BIN/presenced" "$dir/presenced"
