@@ -51,7 +51,9 @@ type result struct {
 		P50 float64 `json:"p50_ms"`
 		P99 float64 `json:"p99_ms"`
 	} `json:"latency"`
-	CPU struct {
+	Frames int64 `json:"frames"`
+	CPU    struct {
+		Server    float64 `json:"server_s"`
 		ServerPer float64 `json:"server_us_per"`
 	} `json:"cpu"`
 	VsBare float64 `json:"presence_vs_bare"`
@@ -83,6 +85,8 @@ var rows = []row{
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: p50", "ms", func(r result) float64 { return r.Latency.P50 }, ratioAtMost(1), "≤ 1×", "µs/delivery"},
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: p99", "ms", func(r result) float64 { return r.Latency.P99 }, ratioAtMost(0.7), "≤ 0.7×", "µs/delivery"},
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: server CPU per delivery", "µs", func(r result) float64 { return r.CPU.ServerPer }, ratioAtMost(0.8), "≤ 0.8×", ""},
+	{"fanout1k-100", "1,000 watchers, 100 changes/s: events per frame", "", eventsPerFrame, nil, "", ""},
+	{"fanout1k-100", "1,000 watchers, 100 changes/s: server CPU per frame", "µs", cpuPerFrame, nil, "", ""},
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: superseded (merged, a later change came instead)", "", func(r result) float64 { return float64(r.Superseded) }, nil, "", ""},
 	{"fanout1k-100", "1,000 watchers, 100 changes/s: lost", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
 	{"fanout10k-5", "10,000 watchers, 5 changes/s: p50", "ms", func(r result) float64 { return r.Latency.P50 }, nil, "", "µs/delivery"},
@@ -105,6 +109,8 @@ var rows = []row{
 		func(p, c float64) bool { return !math.IsNaN(c) && p >= 1.3*c }, "≥ 1.3×", "µs/delivery"},
 	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: superseded", "", func(r result) float64 { return float64(r.Superseded) }, nil, "", ""},
 	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: lost (not delivered within the tool's 30 s wait)", "", func(r result) float64 { return float64(r.Lost) }, nil, "", ""},
+	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: events per frame", "", eventsPerFrame, nil, "", ""},
+	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: server CPU per frame", "µs", cpuPerFrame, nil, "", ""},
 	{"fanout10k-20x20", "10,000 watchers of 20 users, a change each per second: server CPU per delivery", "µs", func(r result) float64 { return r.CPU.ServerPer }, ratioAtMost(0.8), "≤ 0.8×", ""},
 	{"mesh5k", "mesh 5,000 × 20, a change each per 5 s: p50", "ms", func(r result) float64 { return r.Latency.P50 }, nil, "", "µs/delivery"},
 	{"mesh5k", "mesh 5,000 × 20, a change each per 5 s: p99", "ms", func(r result) float64 { return r.Latency.P99 }, ratioAtMost(0.5), "≤ 0.5×", "µs/delivery"},
@@ -112,6 +118,22 @@ var rows = []row{
 		func(p, _ float64) bool { return p == 0 }, "0", ""},
 	{"rest", "REST batch read of 100 ids, over a bare net/http handler", "", func(r result) float64 { return r.VsBare },
 		func(p, _ float64) bool { return p >= 0.6 }, "≥ 0.6", ""},
+}
+
+// eventsPerFrame and cpuPerFrame show how much packing several events
+// into one frame, one write, weighs in the CPU per delivery.
+func eventsPerFrame(r result) float64 {
+	if r.Frames == 0 {
+		return math.NaN()
+	}
+	return float64(r.Delivered) / float64(r.Frames)
+}
+
+func cpuPerFrame(r result) float64 {
+	if r.Frames == 0 || r.CPU.Server == 0 {
+		return math.NaN()
+	}
+	return r.CPU.Server * 1e6 / float64(r.Frames)
 }
 
 func run(args []string, stdout, stderr io.Writer) error {

@@ -146,3 +146,15 @@ func TestCentrifugoFramesRead(t *testing.T) {
 		t.Fatalf("change %s carries %v; want user 42's change 7 as a presence event", msg, seen)
 	}
 }
+
+func TestErrorDetail(t *testing.T) {
+	for frame, want := range map[string]string{
+		`{"type":"error","id":3,"detail":"storage is unavailable; the change was not made, try again later"}`: "storage is unavailable",
+		`{"id":5,"error":{"code":103,"message":"permission denied"}}`:                                         "permission denied",
+		`{"type":"error"}`: "?",
+	} {
+		if got := errorDetail([]byte(frame)); got != want {
+			t.Errorf("errorDetail(%s) = %q; want %q", frame, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -420,7 +421,7 @@ func (m *mesh) receive(w *watcher, c *client, frame []byte) {
 		}
 	}
 	if fi.errors > 0 {
-		m.errs.addN("reply_error", int64(fi.errors))
+		m.errs.addN("reply_error: "+errorDetail(frame), int64(fi.errors))
 	}
 	if fi.ping {
 		if err := c.write(m.cfg.proto.pong(), m.cfg.WaitTimeout); err != nil {
@@ -486,4 +487,20 @@ func MergeDeliveries(parts []DeliveryResult) DeliveryResult {
 		out.CPU.ToolPerUS = round3(out.CPU.ToolSeconds * 1e6 / float64(out.Delivered))
 	}
 	return out
+}
+
+// errorDetail is the start of the first error text in a reply frame
+// (presenced's detail, Centrifugo's message), so that the counts say which
+// error came back.
+func errorDetail(frame []byte) string {
+	for _, key := range []string{`"detail":"`, `"message":"`} {
+		if _, rest, ok := bytes.Cut(frame, []byte(key)); ok {
+			end := bytes.IndexAny(rest, `";`)
+			if end < 0 {
+				end = len(rest)
+			}
+			return string(rest[:min(end, 60)])
+		}
+	}
+	return "?"
 }
