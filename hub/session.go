@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,8 +41,9 @@ type Session struct {
 	closed      bool
 	reason      CloseReason
 
-	ready chan struct{} // capacity 1: a message is waiting, the session closed, or Wake was called
-	done  chan struct{} // closed once by close()
+	ready  chan struct{} // capacity 1: a message is waiting, the session closed, or Wake was called
+	onWake atomic.Pointer[func()]
+	done   chan struct{} // closed once by close()
 
 	// Owned by the hub goroutine.
 	subs map[int64]struct{}
@@ -67,13 +69,23 @@ func newSession(id uint64, c Client, maxQueueBytes int) *Session {
 func (s *Session) Ready() <-chan struct{} { return s.ready }
 
 // Wake signals Ready without queueing anything, for the transport's own
-// reasons to run its writer: a ping that is due, the reader's end.
+// reasons to run its writer: a ping that is due, the reader's end. It then
+// runs the function given to [Session.OnWake], if any.
 func (s *Session) Wake() {
 	select {
 	case s.ready <- struct{}{}:
 	default:
 	}
+	if fn := s.onWake.Load(); fn != nil {
+		(*fn)()
+	}
 }
+
+// OnWake makes fn run after every signal of Ready (a message queued, the
+// session closed, a Wake), on the goroutine that signalled: the hub's for
+// its messages and its close. A transport that runs its writer only while
+// there is something to write starts it there; fn must not block.
+func (s *Session) OnWake(fn func()) { s.onWake.Store(&fn) }
 
 // Done is closed when the hub ends the session; [Session.Reason] says why.
 func (s *Session) Done() <-chan struct{} { return s.done }

@@ -23,7 +23,7 @@
 // upgrade handler, which then returns: the reader, which handles client
 // messages, and the writer, the only one that writes data frames
 // (packing queued events into one frame) and the one that closes the
-// socket. While set_status updates wait, a third, the applier, hands
+// socket; the writer runs only while the socket has something to write. While set_status updates wait, a third, the applier, hands
 // them to the hub one merged update at a time; the reader stops it, and
 // waits for it, before it ends. Under a [WatchPolicy] whose answers expire
 // ([CallbackPolicy]), a fourth, the checker, started by the first
@@ -37,9 +37,10 @@
 // reader ends by setting the close code it chose and the replies still
 // queued, then closing readerDone and waking the writer with
 // [hub.Session.Wake] (the writer waits on the session's Ready channel
-// alone); the writer waits for readerDone before it sends them and closes,
-// and, after a close frame of its own, to let the reader take the
-// client's answer.
+// alone, and runs only while there is something to write: each Wake starts
+// it when none runs, [hub.Session.OnWake]); the writer waits for readerDone
+// before it sends them and closes, and, after a close frame of its own, to
+// let the reader take the client's answer.
 //
 // Who may read whom is decided here, not in the hub: the [WatchPolicy]
 // filters the ids of every presence request and subscribe, and the hub

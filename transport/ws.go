@@ -113,6 +113,17 @@ type conn struct {
 	ws   *websocket.Conn
 	sess *hub.Session
 	id   Identity
+	// writer is the state of the writer goroutine (writerIdle, ...). One
+	// runs at a time, and the fields below are its own: each writer takes
+	// them over from the one before through writer.
+	writer     atomic.Int32
+	pingDue    atomic.Bool   // set by the ping timer
+	ping       *time.Timer   // the next ping; an AfterFunc that wakes the session
+	expired    *time.Timer   // the token's end (validUntil); the same
+	validUntil time.Time     // the token's end, as the writer knows it
+	batch      []hub.Message // reused between writes while the writer runs
+	wrote      bool          // something was written in this ping interval
+
 	// reqID is the request id of the upgrade, for the socket's own log
 	// lines. They are at debug level: a logger carrying the socket's
 	// attributes, made for every socket, cost an idle one about 200 bytes.
@@ -221,7 +232,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ri := infoOf(r.Context())
 	ri.userID, ri.connID = id.UserID, sess.ID
-	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{}), expiry: make(chan time.Time, 1), reqID: ri.id}
+	c := &conn{s: s, ws: ws, sess: sess, id: id, readerDone: make(chan struct{}), expiry: make(chan time.Time, 1), reqID: ri.id,
+		validUntil: id.ValidUntil}
 	c.watch.who = id
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if s.cfg.MessagesPerSecond > 0 {
@@ -232,7 +244,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// net/http then lets go of the request, its 4 KiB read and write
 	// buffers and a deep stack, which would otherwise stay with every idle
 	// socket for its whole life.
-	s.conns.Go(c.writeLoop)
+	// The writer runs only while there is something to write: every Wake
+	// of the session starts it when none runs. It runs once now, for
+	// anything queued or any end that came before the hook was set.
+	c.ping = time.AfterFunc(s.cfg.PingInterval, func() { c.pingDue.Store(true); c.sess.Wake() })
+	c.expired = time.AfterFunc(untilExpiry(c.validUntil), c.sess.Wake)
+	sess.OnWake(c.startWriter)
+	c.writer.Store(writerIdle)
+	c.startWriter()
 	s.conns.Go(c.readLoop)
 }
 
@@ -538,28 +557,52 @@ func (c *conn) send(data []byte) bool {
 	return false
 }
 
+// The states of a socket's writer goroutine (conn.writer).
+const (
+	writerNotYet  int32 = iota // the socket is being set up
+	writerIdle                 // nothing to write: no writer goroutine
+	writerRunning              // one writer goroutine runs
+	writerDone                 // the socket is closed; none starts again
+)
+
+// startWriter starts the writer goroutine unless one runs. The session
+// calls it at every Wake (a message queued, the session's end, the reader's
+// end, a refresh, the timers), on the goroutine that woke it.
+func (c *conn) startWriter() {
+	if c.writer.CompareAndSwap(writerIdle, writerRunning) {
+		c.s.conns.Go(c.writeLoop)
+	}
+}
+
 // writeLoop writes queued messages and pings until the session or the
-// reader ends, then closes the socket.
+// reader ends, then closes the socket. It runs only while the socket has
+// something to write: after a ping interval in which it wrote nothing it
+// ends, and the next Wake starts it again. An idle socket so holds no
+// writer goroutine, whose stack was 4 KiB of the 19.8 kB an idle socket
+// cost (BENCHMARKS.md, "Changes, each measured before and after").
 //
 // It waits on the session's Ready alone, which everything that needs the
 // writer signals: a message, the session's end, and through Wake the
 // reader's end, a refreshed token and the timers of the ping and of the
 // token's end. It wakes once per delivery, and a select over a channel for
 // each of those reasons (six) cost about a fifth of the server's CPU in
-// fan-out, locking and queueing on every channel at every wake
-// (BENCHMARKS.md, "Changes made").
+// fan-out, locking and queueing on every channel at every wake.
 func (c *conn) writeLoop() {
-	defer c.ws.Close()
-	defer c.cancel()
+	if !c.writeUntilIdle() {
+		return
+	}
+	c.writer.Store(writerDone)
+	c.ping.Stop()
+	c.expired.Stop()
+	c.cancel()
+	_ = c.ws.Close()
+}
+
+// writeUntilIdle is the writer's work; it reports true once the socket is
+// to be closed, false when it ends for want of anything to write.
+func (c *conn) writeUntilIdle() (closing bool) {
 	cfg := &c.s.cfg
-	var pingDue atomic.Bool
-	ping := time.AfterFunc(cfg.PingInterval, func() { pingDue.Store(true); c.sess.Wake() })
-	defer ping.Stop()
-	validUntil := c.id.ValidUntil
-	expired := time.AfterFunc(untilExpiry(validUntil), c.sess.Wake)
-	defer expired.Stop()
-	var batch []hub.Message
-	for range c.sess.Ready() {
+	for {
 		// One-case selects: each a check without a lock.
 		select {
 		case <-c.sess.Done():
@@ -573,39 +616,58 @@ func (c *conn) writeLoop() {
 				<-c.readerDone
 				c.closeAfterReader()
 			}
-			return
+			return true
 		default:
 		}
 		select {
 		case <-c.readerDone:
 			c.closeAfterReader()
-			return
+			return true
 		default:
 		}
 		select {
 		case at := <-c.expiry:
-			validUntil = at
-			expired.Reset(untilExpiry(at))
+			c.validUntil = at
+			c.expired.Reset(untilExpiry(at))
 		default:
 		}
-		if !validUntil.IsZero() && !time.Now().Before(validUntil) {
+		if !c.validUntil.IsZero() && !time.Now().Before(c.validUntil) {
 			c.closeGracefully(CloseTokenExpired, "token expired: reconnect with a fresh token, or send refresh before it expires")
-			return
+			return true
 		}
-		batch = c.sess.Next(batch[:0])
-		if len(batch) > 0 {
-			err := c.write(batch)
-			clear(batch) // let the shared event bytes go
+		c.batch = c.sess.Next(c.batch[:0])
+		if len(c.batch) > 0 {
+			err := c.write(c.batch)
+			clear(c.batch) // let the shared event bytes go
 			if err != nil {
-				return
+				return true
 			}
+			c.wrote = true
 		}
-		if pingDue.Swap(false) {
+		if c.pingDue.Swap(false) {
 			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)) != nil {
-				return
+				return true
 			}
-			ping.Reset(cfg.PingInterval)
+			c.ping.Reset(cfg.PingInterval)
+			c.wrote = false // a new interval
 		}
+		if !c.wrote {
+			// Nothing written in this ping interval: end, unless a Wake
+			// came meanwhile, which found this goroutine still running.
+			c.batch = nil
+			c.writer.Store(writerIdle)
+			select {
+			case <-c.sess.Ready():
+				if !c.writer.CompareAndSwap(writerIdle, writerRunning) {
+					c.sess.Wake() // for the writer that started meanwhile
+					return false
+				}
+				continue
+			default:
+				return false
+			}
+		}
+		<-c.sess.Ready()
 	}
 }
 
