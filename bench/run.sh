@@ -96,13 +96,22 @@ versus_one() {
 	stop_server "$PID"
 	PORT=$((PORT + 1))
 	"start_$server" "$PORT"
+	# Between cases, the sockets of the last one have closed, and presenced
+	# releases their users together after its 5 s grace: a burst of
+	# writes to the store that would land in the next case. Both servers
+	# get the same pause.
+	local pause=${CASE_PAUSE:-6}
 	next_base; bench fanout1k-100 -protocol "$server" -scenario fanout -n 1000 -rate 100 -changes 1000 -user-base "$base"
+	sleep "$pause"
 	next_base; bench fanout10k-5 -protocol "$server" -scenario fanout -n 10000 -rate 5 -changes 50 -user-base "$base"
+	sleep "$pause"
 	next_base; bench fanout10k-20 -protocol "$server" -scenario fanout -n 10000 -rate 20 -changes 200 -user-base "$base"
+	sleep "$pause"
 	# The same rate from 20 users taking turns: presenced merges the
 	# changes that queue on one socket, so one user's 20 a second measure
 	# fewer deliveries than it could make.
 	next_base; bench fanout10k-20x20 -protocol "$server" -scenario fanout -n 10000 -rate 20 -publishers 20 -changes 200 -user-base "$base"
+	sleep "$pause"
 	next_base; bench mesh5k -protocol "$server" -scenario mesh -n 5000 -watch 20 -period 5s -changes "${MESH_CHANGES:-12}" -user-base "$base"
 	if [ "$server" = presenced ]; then
 		next_base; bench rest -scenario rest -ids 100 -users 1000 -concurrency 32 -duration 3s -rounds 3 -user-base "$base"
