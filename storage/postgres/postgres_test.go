@@ -308,6 +308,9 @@ func TestSilentListenerIsFoundAndReplaced(t *testing.T) {
 	f := runFeed(t, b)
 	f.waitFor(t, "first snapshot", func(c hub.Change) bool { return c.Snapshot })
 	ctx := context.Background()
+	// The listener says it listens only once its snapshot is out; a
+	// check before then would find it "silent" for the wrong reason.
+	testkit.Eventually(t, 20*time.Second, func() error { return b.CheckListener(ctx) })
 
 	// The network drops b's traffic without a word: no FIN, no reset.
 	proxy.Blackhole()
