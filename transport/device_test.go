@@ -305,3 +305,35 @@ func TestControlFramesCountAgainstTheMessageRate(t *testing.T) {
 		})
 	}
 }
+
+// The pongs that answer the server's own pings cost the client nothing
+// of its message rate: a client that has used its burst is not pushed
+// over the rate by the heartbeat.
+func TestPongsToTheServersPingsAreFree(t *testing.T) {
+	e := newEnv(t, options{transport: transport.Config{MessagesPerSecond: 0.01, MessageBurst: 3, PingInterval: 50 * time.Millisecond}})
+	c := e.dialWith(e.wsURL(""), bearer(e.token(1, "a")), websocket.DefaultDialer, false)
+	pinged := make(chan struct{}, 16)
+	c.ws.SetPingHandler(func(data string) error {
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(waitFor))
+		select {
+		case pinged <- struct{}{}:
+		default:
+		}
+		return err
+	})
+	c.startPump()
+	for i := range 5 {
+		select {
+		case <-pinged:
+		case <-time.After(waitFor):
+			t.Fatalf("ping %d did not come", i+1)
+		}
+	}
+	// Five pongs answered; the burst of three is still whole.
+	for i := range 3 {
+		c.send(fmt.Sprintf(`{"type":"ping","id":%d}`, i))
+		if m := c.expect("pong"); m["id"] != float64(i) {
+			t.Fatalf("answer %v to message %d after the heartbeat's pongs, want its pong", m, i)
+		}
+	}
+}

@@ -118,6 +118,7 @@ type conn struct {
 	// them over from the one before through writer.
 	writer     atomic.Int32
 	pingDue    atomic.Bool   // set by the ping timer
+	pingSent   atomic.Bool   // a ping went out and its pong has not come
 	ping       *time.Timer   // the next ping; an AfterFunc that wakes the session
 	expired    *time.Timer   // the token's end (validUntil); the same
 	validUntil time.Time     // the token's end, as the writer knows it
@@ -289,10 +290,11 @@ func (c *conn) readLoop() {
 	// request to the hub. One over the rate goes unanswered (a ping) or
 	// proves nothing to the hub (a pong); staying over the rate closes
 	// with 4429, as for messages. The pong that answers the server's own
-	// ping, once per ping interval, is always well under the rate.
+	// ping is not the client's doing and costs nothing, so that a client
+	// that sends at the rate is not pushed over it by the heartbeat.
 	c.ws.SetPongHandler(func(string) error {
 		alive()
-		if !c.underRate() {
+		if !c.pingSent.Swap(false) && !c.underRate() {
 			return c.controlOverRate()
 		}
 		c.s.hub.Touch(c.sess)
@@ -645,6 +647,9 @@ func (c *conn) writeUntilIdle() (closing bool) {
 			c.wrote = true
 		}
 		if c.pingDue.Swap(false) {
+			// Marked before it goes: its pong may be read before the
+			// write returns.
+			c.pingSent.Store(true)
 			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)) != nil {
 				return true
 			}
