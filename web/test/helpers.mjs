@@ -269,9 +269,15 @@ export function startHttpProxy() {
     delete headers['proxy-connection'];
     const up = http.request({ host: u.hostname, port: u.port, method: req.method, path: u.pathname + u.search, headers }, (ur) => {
       res.writeHead(ur.statusCode, ur.headers);
+      ur.on('error', () => res.destroy());
       ur.pipe(res);
     });
-    up.on('error', () => res.writeHead(502).end());
+    // A connection reset on either side ends the exchange; none of them
+    // may throw out of the test (the server resets a connection that it
+    // closes with bytes unread).
+    up.on('error', () => { if (res.headersSent) res.destroy(); else res.writeHead(502).end(); });
+    req.on('error', () => up.destroy());
+    res.on('error', () => up.destroy());
     req.pipe(up);
   });
   server.on('connection', (s) => {
@@ -280,6 +286,9 @@ export function startHttpProxy() {
   });
   server.on('connect', (req, socket, head) => {
     proxy.connects++;
+    // The tunnel's socket is the handler's from here: net/http no longer
+    // listens for its errors.
+    socket.on('error', () => socket.destroy());
     if (proxy.down) {
       socket.destroy();
       return;
